@@ -1,0 +1,203 @@
+// Package conf holds deer's configuration: one struct tree, its built-in
+// defaults, the layered loader (defaults < profile < file < env) and
+// validation whose messages name the key at fault.
+package conf
+
+// Config is the whole configuration of a deer runtime. TOML keys and JSON
+// paths (GET/POST /config) are the same names. Durations are seconds as
+// float64, so that they read the same in TOML, JSON and DEER_* env vars.
+type Config struct {
+	// EnableAdvancedOptimization turns on the rate limiter, cache, error
+	// recovery and priorities. Default true. Live.
+	EnableAdvancedOptimization bool `toml:"enable_advanced_optimization" json:"enable_advanced_optimization"`
+	// EnableCollaboration coalesces identical in-flight requests. Default true. Live.
+	EnableCollaboration bool `toml:"enable_collaboration" json:"enable_collaboration"`
+	// DebugMode switches to debug-level console logs, /debug/pprof and the
+	// fault-injection API. Default false. Live.
+	DebugMode bool `toml:"debug_mode" json:"debug_mode"`
+	// DefaultUpstream names the upstream used when a model matches none.
+	// Default "" (no default). Live.
+	DefaultUpstream string `toml:"default_upstream" json:"default_upstream"`
+
+	Server            Server              `toml:"server" json:"server"`
+	ConnectionPool    ConnectionPool      `toml:"connection_pool" json:"connection_pool"`
+	BatchProcessing   BatchProcessing     `toml:"batch_processing" json:"batch_processing"`
+	Cache             Cache               `toml:"cache" json:"cache"`
+	RateLimit         RateLimit           `toml:"rate_limit" json:"rate_limit"`
+	ErrorRecovery     ErrorRecovery       `toml:"error_recovery" json:"error_recovery"`
+	ParallelExecution ParallelExecution   `toml:"parallel_execution" json:"parallel_execution"`
+	Monitoring        Monitoring          `toml:"monitoring" json:"monitoring"`
+	Upstreams         map[string]Upstream `toml:"upstreams" json:"upstreams"`
+}
+
+// Server configures deerd's HTTP listener and admin access.
+type Server struct {
+	// Addr is the listen address. Default "127.0.0.1:8000". Restart to change.
+	Addr string `toml:"addr" json:"addr"`
+	// AdminToken, when set, is required as a Bearer token by POST /config*
+	// and /faults. Default "" (none). Secret: redacted in output.
+	AdminToken string `toml:"admin_token" json:"admin_token"`
+	// MaxBodyBytes bounds request bodies. Default 10 MiB. Live.
+	MaxBodyBytes int64 `toml:"max_body_bytes" json:"max_body_bytes"`
+	// FaultInjection enables /faults without debug_mode. Default false. Live.
+	FaultInjection bool `toml:"fault_injection" json:"fault_injection"`
+}
+
+// ConnectionPool configures the per-upstream HTTP connection pools.
+type ConnectionPool struct {
+	MaxConnections     int     `toml:"max_connections" json:"max_connections"`         // per upstream host; default 50
+	InitialConnections int     `toml:"initial_connections" json:"initial_connections"` // opened before the first task; default 10
+	ConnectionTimeout  float64 `toml:"connection_timeout" json:"connection_timeout"`   // seconds, dial + TLS; default 30
+	IdleTimeout        float64 `toml:"idle_timeout" json:"idle_timeout"`               // seconds; default 300
+	MaxRetries         int     `toml:"max_retries" json:"max_retries"`                 // dial retries; default 3
+}
+
+// BatchProcessing configures micro-batching of embedding calls.
+type BatchProcessing struct {
+	BatchSize       int     `toml:"batch_size" json:"batch_size"`             // inputs per combined call; default 10
+	BatchTimeout    float64 `toml:"batch_timeout" json:"batch_timeout"`       // seconds to fill a batch; default 1.5
+	MaxQueueSize    int     `toml:"max_queue_size" json:"max_queue_size"`     // pending items; default 1000
+	PriorityEnabled bool    `toml:"priority_enabled" json:"priority_enabled"` // high priority flushes at once; default true
+	AdaptiveSizing  bool    `toml:"adaptive_sizing" json:"adaptive_sizing"`   // default true
+}
+
+// Cache configures the three cache tiers.
+type Cache struct {
+	L1Size          int     `toml:"l1_size" json:"l1_size"`                     // entries in memory; default 1000
+	L2Size          int     `toml:"l2_size" json:"l2_size"`                     // entries in memory; default 5000
+	L3Size          int     `toml:"l3_size" json:"l3_size"`                     // entries, persistent; default 10000
+	DefaultTTL      float64 `toml:"default_ttl" json:"default_ttl"`             // seconds; default 3600
+	CleanupInterval float64 `toml:"cleanup_interval" json:"cleanup_interval"`   // seconds; default 300
+	EvictionPolicy  string  `toml:"eviction_policy" json:"eviction_policy"`     // lru, lfu, fifo; default "lru"
+	L3Path          string  `toml:"l3_path" json:"l3_path"`                     // directory of the L3 store; default "./data/cache"; restart to change
+	ShareAcrossKeys bool    `toml:"share_across_keys" json:"share_across_keys"` // default false: the credential is part of the key
+}
+
+// RateLimit configures the adaptive per-upstream rate limiter.
+type RateLimit struct {
+	InitialRate      float64 `toml:"initial_rate" json:"initial_rate"`           // requests/s; default 10
+	MaxRate          float64 `toml:"max_rate" json:"max_rate"`                   // requests/s; default 100
+	MinRate          float64 `toml:"min_rate" json:"min_rate"`                   // requests/s; default 1
+	AdaptationFactor float64 `toml:"adaptation_factor" json:"adaptation_factor"` // default 1.2
+	WindowSize       float64 `toml:"window_size" json:"window_size"`             // seconds; default 60
+	BurstAllowance   int     `toml:"burst_allowance" json:"burst_allowance"`     // bucket depth; default 20
+}
+
+// ErrorRecovery configures retries and circuit breakers.
+type ErrorRecovery struct {
+	MaxRetries              int     `toml:"max_retries" json:"max_retries"`                             // after the first attempt; default 3
+	BaseDelay               float64 `toml:"base_delay" json:"base_delay"`                               // seconds; default 1
+	MaxDelay                float64 `toml:"max_delay" json:"max_delay"`                                 // seconds; default 60
+	ExponentialBase         float64 `toml:"exponential_base" json:"exponential_base"`                   // default 2
+	CircuitBreakerThreshold int     `toml:"circuit_breaker_threshold" json:"circuit_breaker_threshold"` // consecutive failures; default 5
+	CircuitBreakerTimeout   float64 `toml:"circuit_breaker_timeout" json:"circuit_breaker_timeout"`     // seconds open; default 60
+	JitterEnabled           bool    `toml:"jitter_enabled" json:"jitter_enabled"`                       // default true
+}
+
+// ParallelExecution configures the router and its workers.
+type ParallelExecution struct {
+	MaxWorkers          int     `toml:"max_workers" json:"max_workers"`                     // default 20
+	QueueSize           int     `toml:"queue_size" json:"queue_size"`                       // default 1000
+	PriorityLevels      int     `toml:"priority_levels" json:"priority_levels"`             // default 3; level 0 most urgent
+	LoadBalancing       bool    `toml:"load_balancing" json:"load_balancing"`               // default true
+	WorkerTimeout       float64 `toml:"worker_timeout" json:"worker_timeout"`               // seconds; default 300
+	HealthCheckInterval float64 `toml:"health_check_interval" json:"health_check_interval"` // seconds; default 30
+}
+
+// Monitoring configures metrics, logs and history.
+type Monitoring struct {
+	MetricsEnabled           bool    `toml:"metrics_enabled" json:"metrics_enabled"`                       // default true
+	DetailedLogging          bool    `toml:"detailed_logging" json:"detailed_logging"`                     // default true
+	SlowRequestThreshold     float64 `toml:"slow_request_threshold" json:"slow_request_threshold"`         // seconds; default 10
+	HighUtilizationThreshold float64 `toml:"high_utilization_threshold" json:"high_utilization_threshold"` // 0..1; default 0.8
+	MetricsRetention         float64 `toml:"metrics_retention" json:"metrics_retention"`                   // seconds; default 86400
+	ExportInterval           float64 `toml:"export_interval" json:"export_interval"`                       // seconds; default 60
+	PushURL                  string  `toml:"push_url" json:"push_url"`                                     // Prometheus text pushed here every export_interval; default ""
+}
+
+// Upstream is one provider deer may call.
+type Upstream struct {
+	BaseURL   string   `toml:"base_url" json:"base_url"`
+	APIKeyEnv string   `toml:"api_key_env" json:"api_key_env"` // name of the env var holding the key
+	Models    []string `toml:"models" json:"models"`
+	Cache     string   `toml:"cache" json:"cache"`         // auto, always, never; default "auto"
+	Batch     string   `toml:"batch" json:"batch"`         // "" or "openai-embeddings"
+	Endpoints []string `toml:"endpoints" json:"endpoints"` // extra base URLs to balance over
+	Timeout   float64  `toml:"timeout" json:"timeout"`     // seconds per attempt; default 60
+	Builtin   bool     `toml:"builtin" json:"builtin"`     // serve the simulator at base_url
+}
+
+// EndpointURLs is the upstream's base URL followed by its extra endpoints.
+func (u Upstream) EndpointURLs() []string {
+	return append([]string{u.BaseURL}, u.Endpoints...)
+}
+
+// Default returns the built-in defaults: the values of SPEC §3.
+func Default() *Config {
+	return &Config{
+		EnableAdvancedOptimization: true,
+		EnableCollaboration:        true,
+		DebugMode:                  false,
+		Server: Server{
+			Addr:         "127.0.0.1:8000",
+			MaxBodyBytes: 10 << 20,
+		},
+		ConnectionPool: ConnectionPool{
+			MaxConnections:     50,
+			InitialConnections: 10,
+			ConnectionTimeout:  30,
+			IdleTimeout:        300,
+			MaxRetries:         3,
+		},
+		BatchProcessing: BatchProcessing{
+			BatchSize:       10,
+			BatchTimeout:    1.5,
+			MaxQueueSize:    1000,
+			PriorityEnabled: true,
+			AdaptiveSizing:  true,
+		},
+		Cache: Cache{
+			L1Size:          1000,
+			L2Size:          5000,
+			L3Size:          10000,
+			DefaultTTL:      3600,
+			CleanupInterval: 300,
+			EvictionPolicy:  "lru",
+			L3Path:          "./data/cache",
+		},
+		RateLimit: RateLimit{
+			InitialRate:      10,
+			MaxRate:          100,
+			MinRate:          1,
+			AdaptationFactor: 1.2,
+			WindowSize:       60,
+			BurstAllowance:   20,
+		},
+		ErrorRecovery: ErrorRecovery{
+			MaxRetries:              3,
+			BaseDelay:               1,
+			MaxDelay:                60,
+			ExponentialBase:         2,
+			CircuitBreakerThreshold: 5,
+			CircuitBreakerTimeout:   60,
+			JitterEnabled:           true,
+		},
+		ParallelExecution: ParallelExecution{
+			MaxWorkers:          20,
+			QueueSize:           1000,
+			PriorityLevels:      3,
+			LoadBalancing:       true,
+			WorkerTimeout:       300,
+			HealthCheckInterval: 30,
+		},
+		Monitoring: Monitoring{
+			MetricsEnabled:           true,
+			DetailedLogging:          true,
+			SlowRequestThreshold:     10,
+			HighUtilizationThreshold: 0.8,
+			MetricsRetention:         86400,
+			ExportInterval:           60,
+		},
+		Upstreams: map[string]Upstream{},
+	}
+}

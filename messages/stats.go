@@ -1,0 +1,100 @@
+package messages
+
+// RouterStats is the WorkerRouter's view: queue and workers.
+type RouterStats struct {
+	Workers        int   `json:"workers"`         // live worker actors
+	ActiveTasks    int   `json:"active_tasks"`    // tasks running on workers
+	Queued         int   `json:"queued"`          // tasks waiting in the queue
+	QueueCapacity  int   `json:"max_size"`        // parallel_execution.queue_size
+	PriorityLevels int   `json:"priority_levels"` // queue levels in use (1 when advanced optimization is off)
+	LoadBalancing  bool  `json:"load_balancing"`
+	Replaced       int64 `json:"workers_replaced"` // workers replaced after failing a health check
+}
+
+// PoolStats is one upstream's connection pool.
+type PoolStats struct {
+	Upstream          string  `json:"upstream"`
+	ActiveConnections int     `json:"active_connections"`
+	MaxConnections    int     `json:"max_connections"`
+	Utilization       float64 `json:"utilization"`
+	TotalAcquired     uint64  `json:"total_acquired"`
+	TotalReleased     uint64  `json:"total_released"`
+	PeakUsage         int     `json:"peak_usage"`
+	Reclaimed         uint64  `json:"reclaimed"`    // leases reclaimed after worker_timeout
+	IdleTimeout       float64 `json:"idle_timeout"` // seconds, as applied to the transport
+	DialTimeout       float64 `json:"connection_timeout"`
+	DialRetries       int     `json:"max_retries"`
+	WarmConnections   int     `json:"warm_connections"` // connections opened ahead of the first task
+}
+
+// BatchStats is one upstream's embedding batcher.
+type BatchStats struct {
+	Upstream        string  `json:"upstream"`
+	Enabled         bool    `json:"enabled"` // upstream has batch = "openai-embeddings"
+	Pending         int     `json:"pending"`
+	MaxQueueSize    int     `json:"max_queue_size"`
+	BatchSize       int     `json:"batch_size"`
+	BatchTimeout    float64 `json:"batch_timeout"`
+	PriorityEnabled bool    `json:"priority_enabled"`
+	AdaptiveSizing  bool    `json:"adaptive_sizing"`
+	BatchesSent     uint64  `json:"batches_sent"`
+	ItemsSent       uint64  `json:"items_sent"`
+	Rejected        uint64  `json:"rejected"` // items refused because the queue was full
+}
+
+// CacheTierStats is one cache tier.
+type CacheTierStats struct {
+	Tier      string  `json:"tier"` // l1, l2, l3
+	Enabled   bool    `json:"enabled"`
+	Policy    string  `json:"eviction_policy"`
+	Entries   int     `json:"entries"`
+	Capacity  int     `json:"capacity"`
+	Hits      uint64  `json:"hits"`
+	Misses    uint64  `json:"misses"`
+	Evictions uint64  `json:"evictions"`
+	Expired   uint64  `json:"expired"`
+	TTL       float64 `json:"default_ttl"`
+}
+
+// LimiterStats is one upstream's rate limiter.
+type LimiterStats struct {
+	Upstream    string  `json:"upstream"`
+	Enabled     bool    `json:"enabled"`
+	CurrentRate float64 `json:"current_rate"` // requests/s
+	MinRate     float64 `json:"min_rate"`
+	MaxRate     float64 `json:"max_rate"`
+	Burst       int     `json:"burst_allowance"`
+	Tokens      float64 `json:"tokens"` // tokens in the bucket now
+	Granted     uint64  `json:"granted"`
+	Waiting     int     `json:"waiting"` // callers queued for a token
+}
+
+// BreakerStats is one upstream endpoint's circuit breaker.
+type BreakerStats struct {
+	Upstream            string  `json:"upstream"`
+	Endpoint            string  `json:"endpoint"`
+	Enabled             bool    `json:"enabled"`
+	State               string  `json:"state"` // closed, open, half_open
+	ConsecutiveFailures int     `json:"consecutive_failures"`
+	Threshold           int     `json:"threshold"`
+	OpenTimeout         float64 `json:"timeout"`
+	Opens               uint64  `json:"opens"`
+}
+
+// MetricsStats is the metrics actor: history retention and exports.
+type MetricsStats struct {
+	Enabled        bool    `json:"enabled"`
+	Snapshots      int     `json:"snapshots"`
+	ExportInterval float64 `json:"export_interval"`
+	Retention      float64 `json:"metrics_retention"`
+	Pushes         uint64  `json:"pushes"`
+	PushErrors     uint64  `json:"push_errors"`
+}
+
+// HTTPStats is the HTTP ingress.
+type HTTPStats struct {
+	Addr     string `json:"addr"`
+	Requests uint64 `json:"requests"`
+	InFlight int64  `json:"in_flight"`
+	Rejected uint64 `json:"rejected"` // 4xx answers for bad input, auth or size
+}
