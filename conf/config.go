@@ -115,16 +115,29 @@ type Monitoring struct {
 	PushURL                  string  `toml:"push_url" json:"push_url"`                                     // Prometheus text pushed here every export_interval; default ""
 }
 
-// Upstream is one provider deer may call.
+// Upstream is one provider deer may call, a [upstreams.NAME] table. NAME
+// matches [a-z0-9_-]+ (it appears in actor names and /proxy URLs).
+// Upstreams are fixed at start: POST /config refuses to change them.
 type Upstream struct {
-	BaseURL   string   `toml:"base_url" json:"base_url"`
-	APIKeyEnv string   `toml:"api_key_env" json:"api_key_env"` // name of the env var holding the key
-	Models    []string `toml:"models" json:"models"`
-	Cache     string   `toml:"cache" json:"cache"`         // auto, always, never; default "auto"
-	Batch     string   `toml:"batch" json:"batch"`         // "" or "openai-embeddings"
-	Endpoints []string `toml:"endpoints" json:"endpoints"` // extra base URLs to balance over
-	Timeout   float64  `toml:"timeout" json:"timeout"`     // seconds per attempt; default 60
-	Builtin   bool     `toml:"builtin" json:"builtin"`     // serve the simulator at base_url
+	BaseURL   string   `toml:"base_url" json:"base_url"`       // absolute http(s) URL, no query; required
+	APIKeyEnv string   `toml:"api_key_env" json:"api_key_env"` // name of the env var holding the key, sent as a Bearer token; default "" (none)
+	Models    []string `toml:"models" json:"models"`           // model names routed here; each listed by one upstream only; default none
+	Cache     string   `toml:"cache" json:"cache"`             // auto, always, never; default "auto"
+	Batch     string   `toml:"batch" json:"batch"`             // "" or "openai-embeddings"; default ""
+	Endpoints []string `toml:"endpoints" json:"endpoints"`     // extra base URLs to balance over; default none
+	Timeout   float64  `toml:"timeout" json:"timeout"`         // seconds per attempt; default 60
+	Builtin   bool     `toml:"builtin" json:"builtin"`         // deerd serves the simulator at base_url (http only); default false
+}
+
+// defaultUpstreamTimeout is an upstream's timeout, in seconds, when its
+// table sets none.
+const defaultUpstreamTimeout = 60
+
+// NewUpstream returns an upstream at baseURL with the defaults a TOML table
+// gets (cache "auto", timeout 60 s). Go code building a Config by hand
+// should start from it: a zero Upstream does not validate.
+func NewUpstream(baseURL string) Upstream {
+	return Upstream{BaseURL: baseURL, Cache: "auto", Timeout: defaultUpstreamTimeout}
 }
 
 // EndpointURLs is the upstream's base URL followed by its extra endpoints.

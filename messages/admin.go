@@ -57,3 +57,18 @@ type DeliveryFailed struct {
 	Attempts int
 	Reason   string
 }
+
+// HistoryQuery asks the metrics actor for the retained snapshots. Reply:
+// *HistoryReport.
+type HistoryQuery struct{}
+
+// HistoryReport holds the retained /metrics snapshots, oldest first.
+type HistoryReport struct {
+	Snapshots []Snapshot
+}
+
+// Snapshot is one /metrics document taken at Timestamp (unix seconds).
+type Snapshot struct {
+	Timestamp float64 `json:"timestamp"`
+	Metrics   any     `json:"metrics"`
+}

@@ -21,10 +21,13 @@ type PoolStats struct {
 	TotalReleased     uint64  `json:"total_released"`
 	PeakUsage         int     `json:"peak_usage"`
 	Reclaimed         uint64  `json:"reclaimed"`    // leases reclaimed after worker_timeout
+	Waiting           int     `json:"waiting"`      // lease requests queued because max_connections are out
 	IdleTimeout       float64 `json:"idle_timeout"` // seconds, as applied to the transport
 	DialTimeout       float64 `json:"connection_timeout"`
 	DialRetries       int     `json:"max_retries"`
 	WarmConnections   int     `json:"warm_connections"` // connections opened ahead of the first task
+	DialRetriesUsed   uint64  `json:"dial_retries"`     // dials retried after a failure
+	DialFailures      uint64  `json:"dial_failures"`    // dials that failed after every retry
 }
 
 // BatchStats is one upstream's embedding batcher.
@@ -35,10 +38,11 @@ type BatchStats struct {
 	MaxQueueSize    int     `json:"max_queue_size"`
 	BatchSize       int     `json:"batch_size"`
 	BatchTimeout    float64 `json:"batch_timeout"`
-	PriorityEnabled bool    `json:"priority_enabled"`
+	PriorityEnabled bool    `json:"priority_enabled"` // in effect: also needs advanced optimization and >1 priority level
 	AdaptiveSizing  bool    `json:"adaptive_sizing"`
 	BatchesSent     uint64  `json:"batches_sent"`
 	ItemsSent       uint64  `json:"items_sent"`
+	InputsSent      uint64  `json:"inputs_sent"`
 	Rejected        uint64  `json:"rejected"` // items refused because the queue was full
 }
 
@@ -66,7 +70,11 @@ type LimiterStats struct {
 	Burst       int     `json:"burst_allowance"`
 	Tokens      float64 `json:"tokens"` // tokens in the bucket now
 	Granted     uint64  `json:"granted"`
-	Waiting     int     `json:"waiting"` // callers queued for a token
+	Waiting     int     `json:"waiting"`    // callers queued for a token
+	Throttles   uint64  `json:"throttles"`  // 429/503/overload signals observed
+	Increases   uint64  `json:"increases"`  // rate raised (demand, config)
+	Decreases   uint64  `json:"decreases"`  // rate lowered (throttles, config)
+	PausedFor   float64 `json:"paused_for"` // seconds left of a Retry-After pause
 }
 
 // BreakerStats is one upstream endpoint's circuit breaker.
@@ -79,6 +87,8 @@ type BreakerStats struct {
 	Threshold           int     `json:"threshold"`
 	OpenTimeout         float64 `json:"timeout"`
 	Opens               uint64  `json:"opens"`
+	Generation          uint64  `json:"generation"` // bumped on every state change
+	RetryIn             float64 `json:"retry_in"`   // open: seconds until a probe may go
 }
 
 // MetricsStats is the metrics actor: history retention and exports.

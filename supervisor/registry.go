@@ -125,6 +125,19 @@ func (r *Registry) MarkRestarting(name, reason string, at time.Time) {
 	}
 }
 
+// MarkFailed records a crash of name whose handling was passed up to its
+// supervisor's parent: no restart is scheduled here, so none is counted; the
+// state says restarting because the subtree is about to be restarted (or
+// stopped) from above.
+func (r *Registry) MarkFailed(name, reason string, at time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if e, ok := r.byName[name]; ok {
+		e.State = Restarting
+		e.LastFailure, e.LastFailureAt = reason, at
+	}
+}
+
 // MarkRunning records that name is processing messages again.
 func (r *Registry) MarkRunning(name string) {
 	r.setState(name, Running)

@@ -1,0 +1,42 @@
+# deer — make help lists the targets.
+GO        ?= go
+BIN       := bin
+FUZZTIME  ?= 10s
+ADDR      ?=
+
+# Fuzz targets as package:Target; `make fuzz` runs each for FUZZTIME.
+FUZZ_TARGETS := ./conf:FuzzLoadTOML ./conf:FuzzEnv ./conf:FuzzPatch ./httpapi:FuzzPostConfig
+
+.PHONY: help build run test verify fuzz clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
+
+build: ## build deerd (and the other commands) into bin/
+	@mkdir -p $(BIN)
+	$(GO) build -o $(BIN)/ ./cmd/...
+
+run: build ## start deerd on conf/deer.toml (127.0.0.1:8000; ADDR=host:port overrides)
+	./$(BIN)/deerd --config conf/deer.toml $(if $(ADDR),--addr $(ADDR))
+
+test: ## the whole test suite with the race detector
+	$(GO) test -race -count=1 ./...
+
+verify: ## gofmt check, go vet, go mod tidy check, then the tests
+	@out="$$(gofmt -l .)"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	@cp go.mod /tmp/deer-go.mod.bak && cp go.sum /tmp/deer-go.sum.bak; \
+	$(GO) mod tidy; \
+	if ! git diff --quiet -- go.mod go.sum; then echo "go mod tidy changes go.mod/go.sum:"; git --no-pager diff -- go.mod go.sum; \
+		cp /tmp/deer-go.mod.bak go.mod; cp /tmp/deer-go.sum.bak go.sum; exit 1; fi
+	$(MAKE) test
+
+fuzz: ## run every fuzz target briefly (FUZZTIME=10s each)
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "== $$name ($$pkg, $(FUZZTIME))"; \
+		$(GO) test -run='^$$' -fuzz="^$$name\$$" -fuzztime=$(FUZZTIME) $$pkg; \
+	done
+
+clean: ## remove build output
+	rm -rf $(BIN)

@@ -1,0 +1,262 @@
+package breaker
+
+import (
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/rs/zerolog"
+
+	"github.com/deer-runtime/deer/conf"
+	"github.com/deer-runtime/deer/internal/clock"
+	"github.com/deer-runtime/deer/messages"
+)
+
+// Deps is what breaker/UPSTREAM/ENDPOINT is built from.
+type Deps struct {
+	Name     string // SPEC §6 name, "breaker/UPSTREAM/ENDPOINT"
+	Upstream string
+	Endpoint string // the endpoint's base URL
+	Live     *conf.Live
+	Clock    clock.Clock
+	Log      zerolog.Logger
+	Metrics  *metrics.Set
+}
+
+// Props builds breaker/UPSTREAM/ENDPOINT. The props carry the breaker's
+// state across restarts (SPEC §6): a crash must not close an open breaker.
+func Props(d Deps) *actor.Props {
+	if d.Clock == nil {
+		d.Clock = clock.Real{}
+	}
+	if d.Metrics == nil {
+		d.Metrics = metrics.NewSet()
+	}
+	if d.Live == nil {
+		d.Live = conf.NewLive(conf.Default())
+	}
+	saved := &atomic.Pointer[Breaker]{}
+	return actor.PropsFromProducer(func() actor.Actor { return &Actor{d: d, saved: saved} })
+}
+
+var _ actor.Actor = (*Actor)(nil)
+
+// Actor is breaker/UPSTREAM/ENDPOINT. Its state is touched only on its own
+// goroutine.
+type Actor struct {
+	d      Deps
+	saved  *atomic.Pointer[Breaker]
+	log    zerolog.Logger
+	system *actor.ActorSystem
+	self   *actor.PID
+
+	b       *Breaker
+	enabled bool // enable_advanced_optimization: off allows every call
+	shown   State
+
+	timer    clock.Timer
+	timerGen uint64
+	timerDue time.Time
+
+	mState *metrics.Gauge
+	mOpens *metrics.Counter
+}
+
+// tick wakes the breaker at its deadline (reopen, lost probe).
+type tick struct{ gen uint64 }
+
+// Receive implements actor.Actor.
+func (a *Actor) Receive(ctx actor.Context) {
+	switch msg := ctx.Message().(type) {
+	case *actor.Started:
+		a.start(ctx)
+	case *messages.CheckBreaker:
+		a.check(ctx)
+	case *messages.ReportResult:
+		a.report(msg)
+	case *tick:
+		if msg.gen == a.timerGen {
+			a.timer = nil
+			a.b.Advance(a.d.Clock.Now())
+			a.settle()
+		}
+	case *messages.StatusQuery:
+		if ctx.Sender() != nil {
+			ctx.Respond(a.status())
+		}
+	case *messages.StatsQuery:
+		if ctx.Sender() != nil {
+			ctx.Respond(&messages.StatsReport{Actor: a.d.Name, Stats: a.stats()})
+		}
+	case *messages.ApplyConfig:
+		reply := &messages.ConfigApplied{Actor: a.d.Name}
+		if msg.Config == nil {
+			reply.Err = "no configuration"
+		} else {
+			a.apply(msg.Config)
+		}
+		if ctx.Sender() != nil {
+			ctx.Respond(reply)
+		}
+	case *messages.Ping:
+		if ctx.Sender() != nil {
+			ctx.Respond(&messages.Pong{Actor: a.d.Name, Seq: msg.Seq})
+		}
+	case *actor.Stopping, *actor.Restarting:
+		a.stopTimer()
+		if a.b != nil {
+			b := *a.b
+			a.saved.Store(&b)
+		}
+	case *actor.Stopped:
+	default:
+		a.log.Debug().Str("type", fmt.Sprintf("%T", msg)).Msg("unknown message")
+	}
+}
+
+func (a *Actor) start(ctx actor.Context) {
+	a.system, a.self = ctx.ActorSystem(), ctx.Self()
+	a.log = a.d.Log.With().Str("actor", a.d.Name).Logger()
+	labels := fmt.Sprintf(`{upstream="%s",endpoint="%s"}`, escapeLabel(a.d.Upstream), escapeLabel(a.d.Endpoint))
+	a.mState = a.d.Metrics.GetOrCreateGauge("deer_breaker_state"+labels, nil)
+	a.mOpens = a.d.Metrics.GetOrCreateCounter("deer_breaker_opens_total" + labels)
+
+	cfg, now := a.d.Live.Load(), a.d.Clock.Now()
+	er := cfg.ErrorRecovery
+	if b := a.saved.Swap(nil); b != nil {
+		a.b = b
+		a.b.SetTimeout(now, conf.Seconds(er.CircuitBreakerTimeout))
+		a.b.SetThreshold(now, er.CircuitBreakerThreshold)
+		a.log.Info().Stringer("state", a.b.State()).Msg("circuit breaker resumed")
+	} else {
+		a.b = New(er.CircuitBreakerThreshold, conf.Seconds(er.CircuitBreakerTimeout))
+	}
+	a.shown = a.b.State()
+	a.enabled = cfg.EnableAdvancedOptimization
+	if !a.enabled {
+		a.b.Reset()
+	}
+	a.settle()
+}
+
+func (a *Actor) check(ctx actor.Context) {
+	var v Verdict
+	if a.enabled {
+		v = a.b.Allow(a.d.Clock.Now())
+		a.settle()
+	} else {
+		v = Verdict{Allowed: true, Gen: a.b.Gen(), State: a.b.State()}
+	}
+	if ctx.Sender() != nil {
+		ctx.Respond(&messages.BreakerVerdict{Allowed: v.Allowed, Generation: v.Gen, State: v.State.String(), RetryIn: v.RetryIn})
+	}
+}
+
+func (a *Actor) report(msg *messages.ReportResult) {
+	if !a.enabled {
+		return
+	}
+	now := a.d.Clock.Now()
+	switch {
+	case msg.Neutral:
+		a.b.RecordNeutral(now, msg.Generation)
+	case msg.Success:
+		a.b.RecordSuccess(now, msg.Generation)
+	default:
+		a.b.RecordFailure(now, msg.Generation, msg.RetryAfter)
+	}
+	a.settle()
+}
+
+// settle publishes a state change (metric, one log line, an event) and
+// keeps one timer set at the breaker's next deadline.
+func (a *Actor) settle() {
+	st := a.b.State()
+	a.mState.Set(float64(st))
+	if st != a.shown {
+		from := a.shown
+		a.shown = st
+		ev := a.log.Info()
+		if st == Open {
+			a.mOpens.Inc()
+			ev = a.log.Warn().Int("consecutive_failures", a.b.Failures()).Dur("retry_in", a.b.RetryIn(a.d.Clock.Now()))
+		}
+		ev.Stringer("from", from).Stringer("to", st).Uint64("generation", a.b.Gen()).Msg("circuit breaker state changed")
+		a.system.EventStream.Publish(&messages.BreakerStateChanged{
+			Upstream: a.d.Upstream, Endpoint: a.d.Endpoint, State: st.String(), Generation: a.b.Gen(),
+		})
+	}
+
+	due, ok := a.b.Deadline()
+	if !ok {
+		a.stopTimer()
+		return
+	}
+	if a.timer != nil && a.timerDue.Equal(due) {
+		return
+	}
+	a.stopTimer()
+	gen, system, self := a.timerGen, a.system, a.self
+	a.timerDue = due
+	a.timer = a.d.Clock.AfterFunc(due.Sub(a.d.Clock.Now()), func() { system.Root.Send(self, &tick{gen: gen}) })
+}
+
+// stopTimer cancels the timer; a tick already sent is dropped by gen.
+func (a *Actor) stopTimer() {
+	if a.timer != nil {
+		a.timer.Stop()
+		a.timer = nil
+	}
+	a.timerGen++
+}
+
+func (a *Actor) apply(cfg *conf.Config) {
+	now, er := a.d.Clock.Now(), cfg.ErrorRecovery
+	a.b.SetTimeout(now, conf.Seconds(er.CircuitBreakerTimeout))
+	a.b.SetThreshold(now, er.CircuitBreakerThreshold)
+	if a.enabled != cfg.EnableAdvancedOptimization {
+		a.enabled = cfg.EnableAdvancedOptimization
+		a.log.Info().Bool("enabled", a.enabled).Msg("circuit breaker switched by enable_advanced_optimization")
+		if !a.enabled {
+			a.b.Reset() // off means every call goes; back on starts closed
+		}
+	}
+	a.settle()
+}
+
+func (a *Actor) status() *messages.StatusReport {
+	r := &messages.StatusReport{Actor: a.d.Name, State: messages.StateHealthy}
+	switch {
+	case !a.enabled:
+		r.State, r.Detail = messages.StateDisabled, "enable_advanced_optimization is false"
+	case a.b.State() == Open:
+		r.State = messages.StateDegraded
+		r.Detail = fmt.Sprintf("circuit open after %d consecutive failures; probe in %s",
+			a.b.Failures(), a.b.RetryIn(a.d.Clock.Now()).Round(time.Millisecond))
+	case a.b.State() == HalfOpen:
+		r.State, r.Detail = messages.StateDegraded, "circuit half_open: probing the endpoint"
+	}
+	return r
+}
+
+func (a *Actor) stats() *messages.BreakerStats {
+	return &messages.BreakerStats{
+		Upstream:            a.d.Upstream,
+		Endpoint:            a.d.Endpoint,
+		Enabled:             a.enabled,
+		State:               a.b.State().String(),
+		ConsecutiveFailures: a.b.Failures(),
+		Threshold:           a.b.Threshold(),
+		OpenTimeout:         a.b.Timeout().Seconds(),
+		Opens:               a.b.Opens(),
+		Generation:          a.b.Gen(),
+		RetryIn:             a.b.RetryIn(a.d.Clock.Now()).Seconds(),
+	}
+}
+
+var labelEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
+
+func escapeLabel(s string) string { return labelEscaper.Replace(s) }

@@ -1,0 +1,325 @@
+package breaker
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/rs/zerolog"
+
+	"github.com/deer-runtime/deer/conf"
+	"github.com/deer-runtime/deer/internal/clock"
+	"github.com/deer-runtime/deer/messages"
+)
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) count(sub string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return strings.Count(s.b.String(), sub)
+}
+
+const endpoint = "http://127.0.0.1:8001"
+
+type fixture struct {
+	system *actor.ActorSystem
+	pid    *actor.PID
+	live   *conf.Live
+	clock  *clock.Fake
+	set    *metrics.Set
+	logs   *syncBuffer
+	events chan *messages.BreakerStateChanged
+}
+
+// testConfig: threshold 3, timeout 10s.
+func testConfig(mut func(*conf.Config)) *conf.Config {
+	cfg := conf.Default()
+	cfg.ErrorRecovery.CircuitBreakerThreshold = 3
+	cfg.ErrorRecovery.CircuitBreakerTimeout = 10
+	if mut != nil {
+		mut(cfg)
+	}
+	return cfg
+}
+
+func start(t *testing.T, cfg *conf.Config) *fixture {
+	t.Helper()
+	f := &fixture{
+		system: newSystem(t),
+		live:   conf.NewLive(cfg),
+		clock:  clock.NewFake(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)),
+		set:    metrics.NewSet(),
+		logs:   &syncBuffer{},
+		events: make(chan *messages.BreakerStateChanged, 16),
+	}
+	sub := f.system.EventStream.Subscribe(func(evt any) {
+		if e, ok := evt.(*messages.BreakerStateChanged); ok {
+			f.events <- e
+		}
+	})
+	t.Cleanup(func() { f.system.EventStream.Unsubscribe(sub) })
+	f.pid = spawn(t, f.system, panicky(Props(Deps{
+		Name: "breaker/sim/0", Upstream: "sim", Endpoint: endpoint, Live: f.live, Clock: f.clock,
+		Log: zerolog.New(f.logs), Metrics: f.set,
+	})))
+	return f
+}
+
+func (f *fixture) check(t *testing.T) *messages.BreakerVerdict {
+	return ask[*messages.BreakerVerdict](t, f.system, f.pid, &messages.CheckBreaker{})
+}
+
+func (f *fixture) report(gen uint64, success bool, retryAfter time.Duration) {
+	f.system.Root.Send(f.pid, &messages.ReportResult{Generation: gen, Success: success, RetryAfter: retryAfter})
+}
+
+func (f *fixture) stats(t *testing.T) *messages.BreakerStats { return statsOf(t, f.system, f.pid) }
+
+func (f *fixture) status(t *testing.T) *messages.StatusReport {
+	return ask[*messages.StatusReport](t, f.system, f.pid, &messages.StatusQuery{})
+}
+
+func (f *fixture) apply(t *testing.T, cfg *conf.Config) {
+	t.Helper()
+	f.live.Store(cfg)
+	if r := ask[*messages.ConfigApplied](t, f.system, f.pid, &messages.ApplyConfig{Config: cfg}); r.Err != "" || r.Actor != "breaker/sim/0" {
+		t.Fatalf("ConfigApplied %+v", r)
+	}
+}
+
+// failN lets n calls through and reports each as failed.
+func (f *fixture) failN(t *testing.T, n int) {
+	t.Helper()
+	for range n {
+		v := f.check(t)
+		if !v.Allowed {
+			t.Fatalf("call refused: %+v", v)
+		}
+		f.report(v.Generation, false, 0)
+	}
+	f.stats(t) // the reports are processed
+}
+
+func (f *fixture) timers(t *testing.T, want ...time.Duration) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	if len(want) > 0 && !f.clock.WaitForTimers(ctx, 1) {
+		t.Fatal("no timer set")
+	}
+	got := f.clock.Pending()
+	if len(got) != len(want) {
+		t.Fatalf("timers %v, want %v", got, want)
+	}
+	for i := range got {
+		if got[i] != want[i] {
+			t.Fatalf("timers %v, want %v", got, want)
+		}
+	}
+}
+
+func (f *fixture) event(t *testing.T, state string) {
+	t.Helper()
+	select {
+	case e := <-f.events:
+		if e.State != state || e.Upstream != "sim" || e.Endpoint != endpoint {
+			t.Fatalf("event %+v, want state %s", e, state)
+		}
+	case <-time.After(wait):
+		t.Fatalf("no %s event", state)
+	}
+}
+
+func (f *fixture) metric(t *testing.T, want string) {
+	t.Helper()
+	var b bytes.Buffer
+	f.set.WritePrometheus(&b)
+	if !strings.Contains(b.String(), want) {
+		t.Fatalf("metrics lack %q:\n%s", want, b.String())
+	}
+}
+
+func TestAdminMessages(t *testing.T) {
+	f := start(t, testConfig(nil))
+	if p := ask[*messages.Pong](t, f.system, f.pid, &messages.Ping{Seq: 5}); p.Seq != 5 || p.Actor != "breaker/sim/0" {
+		t.Fatalf("pong %+v", p)
+	}
+	if s := f.status(t); s.State != messages.StateHealthy {
+		t.Fatalf("status %+v", s)
+	}
+	st := f.stats(t)
+	if st.Upstream != "sim" || st.Endpoint != endpoint || !st.Enabled || st.State != "closed" || st.Threshold != 3 || st.OpenTimeout != 10 {
+		t.Fatalf("stats %+v", st)
+	}
+	f.metric(t, `deer_breaker_state{upstream="sim",endpoint="http://127.0.0.1:8001"} 0`)
+	f.system.Root.Send(f.pid, struct{}{})
+	ask[*messages.Pong](t, f.system, f.pid, &messages.Ping{})
+}
+
+func TestOpenProbeClose(t *testing.T) {
+	f := start(t, testConfig(nil))
+	f.failN(t, 2)
+	if v := f.check(t); !v.Allowed || v.State != "closed" {
+		t.Fatalf("after 2 failures %+v", v)
+	}
+	f.failN(t, 1)
+	v := f.check(t)
+	if v.Allowed || v.State != "open" || v.RetryIn != 10*time.Second {
+		t.Fatalf("after 3 failures %+v", v)
+	}
+	f.event(t, "open")
+	if s := f.status(t); s.State != messages.StateDegraded || !strings.Contains(s.Detail, "3 consecutive failures") {
+		t.Fatalf("status %+v", s)
+	}
+	f.metric(t, `deer_breaker_state{upstream="sim",endpoint="http://127.0.0.1:8001"} 2`)
+	f.timers(t, 10*time.Second)
+
+	f.clock.Advance(10 * time.Second) // the timer turns it half_open on its own
+	f.event(t, "half_open")
+	f.metric(t, `deer_breaker_state{upstream="sim",endpoint="http://127.0.0.1:8001"} 1`)
+	probe := f.check(t)
+	if !probe.Allowed || probe.State != "half_open" {
+		t.Fatalf("probe %+v", probe)
+	}
+	if v := f.check(t); v.Allowed {
+		t.Fatalf("second call in half_open allowed: %+v", v)
+	}
+	f.report(probe.Generation, true, 0)
+	f.event(t, "closed")
+	if v := f.check(t); !v.Allowed || v.State != "closed" {
+		t.Fatalf("after the probe succeeded %+v", v)
+	}
+	st := f.stats(t)
+	if st.Opens != 1 || st.ConsecutiveFailures != 0 || st.State != "closed" {
+		t.Fatalf("stats %+v", st)
+	}
+	for _, tr := range []string{`"from":"closed","to":"open"`, `"from":"open","to":"half_open"`, `"from":"half_open","to":"closed"`} {
+		if n := f.logs.count(tr); n != 1 {
+			t.Errorf("%d log lines for %s, want 1", n, tr)
+		}
+	}
+	f.timers(t) // none left
+}
+
+func TestProbeFailureReopens(t *testing.T) {
+	f := start(t, testConfig(nil))
+	f.failN(t, 3)
+	f.timers(t, 10*time.Second)
+	f.clock.Advance(10 * time.Second)
+	probe := f.check(t)
+	if !probe.Allowed {
+		t.Fatalf("probe %+v", probe)
+	}
+	f.clock.Advance(time.Second) // the lost-probe timer is 9s away now
+	f.report(probe.Generation, false, 0)
+	if v := f.check(t); v.Allowed || v.State != "open" || v.RetryIn != 10*time.Second {
+		t.Fatalf("after a failed probe %+v", v)
+	}
+	if st := f.stats(t); st.Opens != 2 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+func TestStaleResultsIgnored(t *testing.T) {
+	f := start(t, testConfig(nil))
+	slow := f.check(t) // a call that will answer late
+	f.failN(t, 3)
+	f.report(slow.Generation, true, 0) // from before the opening: must not close it
+	if v := f.check(t); v.Allowed || v.State != "open" {
+		t.Fatalf("a stale success changed the breaker: %+v", v)
+	}
+}
+
+func TestRetryAfterHoldsItOpen(t *testing.T) {
+	f := start(t, testConfig(nil))
+	f.failN(t, 2)
+	v := f.check(t)
+	f.report(v.Generation, false, 30*time.Second)
+	f.timers(t, 30*time.Second)
+	f.clock.Advance(10 * time.Second)
+	if v := f.check(t); v.Allowed || v.RetryIn != 20*time.Second {
+		t.Fatalf("at the plain timeout %+v", v)
+	}
+}
+
+func TestApplyConfigLive(t *testing.T) {
+	t.Run("threshold", func(t *testing.T) {
+		f := start(t, testConfig(nil))
+		f.failN(t, 1)
+		f.apply(t, testConfig(func(c *conf.Config) { c.ErrorRecovery.CircuitBreakerThreshold = 2 }))
+		if st := f.stats(t); st.Threshold != 2 || st.State != "closed" {
+			t.Fatalf("stats %+v", st)
+		}
+		f.failN(t, 1)
+		if v := f.check(t); v.Allowed || v.State != "open" {
+			t.Fatalf("2 failures with threshold 2: %+v", v)
+		}
+	})
+	t.Run("threshold lowered below the count opens now", func(t *testing.T) {
+		f := start(t, testConfig(nil))
+		f.failN(t, 2)
+		f.apply(t, testConfig(func(c *conf.Config) { c.ErrorRecovery.CircuitBreakerThreshold = 1 }))
+		if v := f.check(t); v.Allowed || v.State != "open" {
+			t.Fatalf("%+v", v)
+		}
+	})
+	t.Run("timeout re-evaluates an open breaker", func(t *testing.T) {
+		f := start(t, testConfig(nil))
+		f.failN(t, 3)
+		f.timers(t, 10*time.Second)
+		f.clock.Advance(4 * time.Second)
+		f.apply(t, testConfig(func(c *conf.Config) { c.ErrorRecovery.CircuitBreakerTimeout = 60 }))
+		f.timers(t, 56*time.Second)
+		if st := f.stats(t); st.OpenTimeout != 60 || st.RetryIn != 56 {
+			t.Fatalf("stats %+v", st)
+		}
+		f.apply(t, testConfig(func(c *conf.Config) { c.ErrorRecovery.CircuitBreakerTimeout = 2 }))
+		// Opened 4s ago: a 2s timeout is already over.
+		if st := f.stats(t); st.State != "half_open" {
+			t.Fatalf("stats %+v", st)
+		}
+	})
+	t.Run("advanced optimization off disables it", func(t *testing.T) {
+		f := start(t, testConfig(nil))
+		f.failN(t, 3)
+		f.apply(t, testConfig(func(c *conf.Config) { c.EnableAdvancedOptimization = false }))
+		if s := f.status(t); s.State != messages.StateDisabled {
+			t.Fatalf("status %+v", s)
+		}
+		f.failN(t, 10) // every call allowed, failures not counted
+		if st := f.stats(t); st.Enabled || st.State != "closed" || st.ConsecutiveFailures != 0 {
+			t.Fatalf("stats %+v", st)
+		}
+		f.apply(t, testConfig(nil))
+		if s := f.status(t); s.State != messages.StateHealthy {
+			t.Fatalf("back on: %+v", s)
+		}
+	})
+}
+
+func TestRestartKeepsOpenState(t *testing.T) {
+	f := start(t, testConfig(nil))
+	f.failN(t, 3)
+	f.clock.Advance(3 * time.Second)
+	f.system.Root.Send(f.pid, &panicNow{})
+	v := f.check(t)
+	if v.Allowed || v.State != "open" || v.RetryIn != 7*time.Second {
+		t.Fatalf("after restart %+v", v)
+	}
+	f.timers(t, 7*time.Second) // the old incarnation's timer is gone, the new one set
+}

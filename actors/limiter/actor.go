@@ -1,0 +1,306 @@
+package limiter
+
+import (
+	"container/heap"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/rs/zerolog"
+
+	"github.com/deer-runtime/deer/conf"
+	"github.com/deer-runtime/deer/internal/clock"
+	"github.com/deer-runtime/deer/messages"
+)
+
+// Deps is what limiter/UPSTREAM is built from.
+type Deps struct {
+	Name     string // SPEC §6 name, "limiter/UPSTREAM"
+	Upstream string
+	Live     *conf.Live
+	Clock    clock.Clock
+	Log      zerolog.Logger
+	Metrics  *metrics.Set
+}
+
+// memo is what one incarnation hands the next across a restart (SPEC §6:
+// the learned rate survives a crash, and so do the callers waiting).
+type memo struct {
+	bucket  Bucket
+	waiting waitQueue
+	seq     uint64
+	granted uint64
+}
+
+// Props builds limiter/UPSTREAM. The props carry the limiter's memo, so an
+// actor restarted (or re-spawned) from them resumes at the rate it learned.
+func Props(d Deps) *actor.Props {
+	if d.Clock == nil {
+		d.Clock = clock.Real{}
+	}
+	if d.Metrics == nil {
+		d.Metrics = metrics.NewSet()
+	}
+	if d.Live == nil {
+		d.Live = conf.NewLive(conf.Default())
+	}
+	saved := &atomic.Pointer[memo]{}
+	return actor.PropsFromProducer(func() actor.Actor { return &Actor{d: d, saved: saved} })
+}
+
+var _ actor.Actor = (*Actor)(nil)
+
+// Actor is limiter/UPSTREAM. Its state is touched only on its own goroutine.
+type Actor struct {
+	d      Deps
+	saved  *atomic.Pointer[memo]
+	log    zerolog.Logger
+	system *actor.ActorSystem
+	self   *actor.PID
+
+	bucket  *Bucket
+	enabled bool // enable_advanced_optimization: off grants every request at once
+	waiting waitQueue
+	seq     uint64
+	granted uint64
+
+	timer    clock.Timer
+	timerGen uint64
+	timerDue time.Time
+
+	mRate, mWaiting      *metrics.Gauge
+	mGranted, mThrottled *metrics.Counter
+}
+
+// tick wakes the limiter when the head waiter's tokens are due; gen drops
+// ticks of timers that were replaced.
+type tick struct{ gen uint64 }
+
+// Receive implements actor.Actor.
+func (a *Actor) Receive(ctx actor.Context) {
+	switch msg := ctx.Message().(type) {
+	case *actor.Started:
+		a.start(ctx)
+	case *messages.AcquireToken:
+		a.acquire(ctx, msg)
+	case *messages.CancelToken:
+		if a.waiting.remove(msg.ID) {
+			a.drain(ctx)
+		}
+	case *messages.ReportOutcome:
+		a.observe(ctx, msg)
+	case *tick:
+		if msg.gen == a.timerGen {
+			a.timer = nil
+			a.drain(ctx)
+		}
+	case *messages.StatusQuery:
+		if ctx.Sender() != nil {
+			ctx.Respond(a.status())
+		}
+	case *messages.StatsQuery:
+		if ctx.Sender() != nil {
+			ctx.Respond(&messages.StatsReport{Actor: a.d.Name, Stats: a.stats()})
+		}
+	case *messages.ApplyConfig:
+		reply := &messages.ConfigApplied{Actor: a.d.Name}
+		if msg.Config == nil {
+			reply.Err = "no configuration"
+		} else {
+			a.apply(ctx, msg.Config)
+		}
+		if ctx.Sender() != nil {
+			ctx.Respond(reply)
+		}
+	case *messages.Ping:
+		if ctx.Sender() != nil {
+			ctx.Respond(&messages.Pong{Actor: a.d.Name, Seq: msg.Seq})
+		}
+	case *actor.Stopping:
+		a.stopTimer()
+		a.save(false)
+	case *actor.Restarting:
+		a.stopTimer()
+		a.save(true)
+	case *actor.Stopped:
+	default:
+		a.log.Debug().Str("type", fmt.Sprintf("%T", msg)).Msg("unknown message")
+	}
+}
+
+func (a *Actor) start(ctx actor.Context) {
+	a.system, a.self = ctx.ActorSystem(), ctx.Self()
+	a.log = a.d.Log.With().Str("actor", a.d.Name).Logger()
+	up := fmt.Sprintf(`{upstream="%s"}`, escapeLabel(a.d.Upstream))
+	a.mRate = a.d.Metrics.GetOrCreateGauge("deer_ratelimit_rate"+up, nil)
+	a.mWaiting = a.d.Metrics.GetOrCreateGauge("deer_ratelimit_waiting"+up, nil)
+	a.mGranted = a.d.Metrics.GetOrCreateCounter("deer_ratelimit_granted_total" + up)
+	a.mThrottled = a.d.Metrics.GetOrCreateCounter("deer_ratelimit_throttled_total" + up)
+
+	cfg, now := a.d.Live.Load(), a.d.Clock.Now()
+	a.enabled = cfg.EnableAdvancedOptimization
+	settings := SettingsFrom(cfg.RateLimit)
+	if m := a.saved.Swap(nil); m != nil {
+		b := m.bucket
+		a.bucket = &b
+		a.waiting, a.seq, a.granted = m.waiting, m.seq, m.granted
+		a.logChange(a.bucket.Configure(now, settings))
+		a.log.Info().Float64("rate", a.bucket.Rate()).Int("waiting", a.waiting.Len()).Msg("rate limiter resumed")
+	} else {
+		a.bucket = NewBucket(now, settings)
+	}
+	a.drain(ctx)
+}
+
+// save leaves the state for the next incarnation. Waiters are kept only
+// across a restart: after a stop nobody would answer them.
+func (a *Actor) save(withWaiters bool) {
+	if a.bucket == nil {
+		return
+	}
+	m := &memo{bucket: *a.bucket, seq: a.seq, granted: a.granted}
+	if withWaiters {
+		m.waiting = a.waiting
+	}
+	a.saved.Store(m)
+}
+
+func (a *Actor) acquire(ctx actor.Context, msg *messages.AcquireToken) {
+	to := msg.ReplyTo
+	if to == nil {
+		to = ctx.Sender()
+	}
+	if to == nil {
+		a.log.Debug().Uint64("id", msg.ID).Msg("AcquireToken without sender or reply-to dropped")
+		return
+	}
+	n := max(msg.Count, 1)
+	if !a.enabled || (a.waiting.Len() == 0 && a.bucket.Allow(a.d.Clock.Now(), n)) {
+		a.grant(ctx, to, msg.ID, n)
+		return
+	}
+	a.seq++
+	heap.Push(&a.waiting, &waiter{id: msg.ID, priority: msg.Priority, count: n, seq: a.seq, replyTo: to})
+	a.drain(ctx)
+}
+
+func (a *Actor) grant(ctx actor.Context, to *actor.PID, id uint64, n int) {
+	a.granted += uint64(n)
+	a.mGranted.Add(n)
+	ctx.Send(to, &messages.TokenGranted{ID: id, Count: n})
+}
+
+// drain grants waiters in order while the bucket allows, then sets one
+// timer for the moment the head waiter's tokens are due.
+func (a *Actor) drain(ctx actor.Context) {
+	now := a.d.Clock.Now()
+	for a.waiting.Len() > 0 {
+		head := a.waiting[0]
+		if a.enabled && !a.bucket.Allow(now, head.count) {
+			break
+		}
+		heap.Pop(&a.waiting)
+		a.grant(ctx, head.replyTo, head.id, head.count)
+	}
+	a.mWaiting.Set(float64(a.waiting.Len()))
+	a.mRate.Set(a.bucket.Rate())
+	if a.waiting.Len() == 0 {
+		a.stopTimer()
+		return
+	}
+	due := now.Add(a.bucket.Wait(now, a.waiting[0].count))
+	if a.timer != nil && a.timerDue.Equal(due) {
+		return
+	}
+	a.stopTimer()
+	gen, system, self := a.timerGen, a.system, a.self
+	a.timerDue = due
+	a.timer = a.d.Clock.AfterFunc(due.Sub(now), func() { system.Root.Send(self, &tick{gen: gen}) })
+}
+
+// stopTimer cancels the wake-up; a tick already sent is dropped by gen.
+func (a *Actor) stopTimer() {
+	if a.timer != nil {
+		a.timer.Stop()
+		a.timer = nil
+	}
+	a.timerGen++
+}
+
+func (a *Actor) observe(ctx actor.Context, msg *messages.ReportOutcome) {
+	if !a.enabled {
+		return
+	}
+	o := Outcome{Status: msg.Status, Overload: msg.Overload, RetryAfter: msg.RetryAfter}
+	if o.Throttled() {
+		a.mThrottled.Inc()
+	}
+	change, changed := a.bucket.Observe(a.d.Clock.Now(), o)
+	a.logChange(change, changed)
+	if changed || o.RetryAfter > 0 {
+		a.drain(ctx) // the head's due time moved
+	}
+}
+
+func (a *Actor) logChange(c Change, changed bool) {
+	if !changed {
+		return
+	}
+	a.mRate.Set(c.To)
+	a.log.Info().Float64("from", c.From).Float64("to", c.To).Str("reason", c.Reason).Msg("rate adjusted")
+}
+
+func (a *Actor) apply(ctx actor.Context, cfg *conf.Config) {
+	if a.enabled != cfg.EnableAdvancedOptimization {
+		a.enabled = cfg.EnableAdvancedOptimization
+		a.log.Info().Bool("enabled", a.enabled).Msg("rate limiter switched by enable_advanced_optimization")
+	}
+	if s := SettingsFrom(cfg.RateLimit); s != a.bucket.Settings() {
+		a.logChange(a.bucket.Configure(a.d.Clock.Now(), s))
+	}
+	a.drain(ctx) // disabled: everyone waiting goes now; otherwise the due time may have moved
+}
+
+func (a *Actor) status() *messages.StatusReport {
+	r := &messages.StatusReport{Actor: a.d.Name, State: messages.StateHealthy}
+	now := a.d.Clock.Now()
+	switch {
+	case !a.enabled:
+		r.State, r.Detail = messages.StateDisabled, "enable_advanced_optimization is false"
+	case now.Before(a.bucket.PausedUntil()):
+		r.State = messages.StateDegraded
+		r.Detail = fmt.Sprintf("paused by the upstream's Retry-After for %s", a.bucket.PausedUntil().Sub(now).Round(time.Millisecond))
+	}
+	return r
+}
+
+func (a *Actor) stats() *messages.LimiterStats {
+	now := a.d.Clock.Now()
+	s, bs := a.bucket.Settings(), a.bucket.Stats()
+	var paused float64
+	if until := a.bucket.PausedUntil(); now.Before(until) {
+		paused = until.Sub(now).Seconds()
+	}
+	return &messages.LimiterStats{
+		Upstream:    a.d.Upstream,
+		Enabled:     a.enabled,
+		CurrentRate: a.bucket.Rate(),
+		MinRate:     s.MinRate,
+		MaxRate:     s.MaxRate,
+		Burst:       s.Burst,
+		Tokens:      a.bucket.Tokens(now),
+		Granted:     a.granted,
+		Waiting:     a.waiting.Len(),
+		Throttles:   bs.Throttles,
+		Increases:   bs.Increases,
+		Decreases:   bs.Decreases,
+		PausedFor:   paused,
+	}
+}
+
+var labelEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
+
+func escapeLabel(s string) string { return labelEscaper.Replace(s) }

@@ -1,0 +1,360 @@
+package limiter
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/rs/zerolog"
+
+	"github.com/deer-runtime/deer/conf"
+	"github.com/deer-runtime/deer/internal/clock"
+	"github.com/deer-runtime/deer/messages"
+)
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) count(sub string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return strings.Count(s.b.String(), sub)
+}
+
+type fixture struct {
+	system *actor.ActorSystem
+	pid    *actor.PID
+	live   *conf.Live
+	clock  *clock.Fake
+	set    *metrics.Set
+	logs   *syncBuffer
+	probe  *actor.PID
+	ch     chan any
+}
+
+// testConfig: 10/s within [1, 100], factor 2, depth 2.
+func testConfig(mut func(*conf.Config)) *conf.Config {
+	cfg := conf.Default()
+	cfg.RateLimit = conf.RateLimit{InitialRate: 10, MinRate: 1, MaxRate: 100, AdaptationFactor: 2, WindowSize: 60, BurstAllowance: 2}
+	if mut != nil {
+		mut(cfg)
+	}
+	return cfg
+}
+
+func start(t *testing.T, cfg *conf.Config) *fixture {
+	t.Helper()
+	f := &fixture{
+		system: newSystem(t),
+		live:   conf.NewLive(cfg),
+		clock:  clock.NewFake(t0),
+		set:    metrics.NewSet(),
+		logs:   &syncBuffer{},
+	}
+	f.pid = spawn(t, f.system, panicky(Props(Deps{
+		Name: "limiter/sim", Upstream: "sim", Live: f.live, Clock: f.clock,
+		Log: zerolog.New(f.logs), Metrics: f.set,
+	})))
+	f.probe, f.ch = probe(t, f.system)
+	return f
+}
+
+func (f *fixture) stats(t *testing.T) *messages.LimiterStats { return statsOf(t, f.system, f.pid) }
+
+func (f *fixture) status(t *testing.T) *messages.StatusReport {
+	return ask[*messages.StatusReport](t, f.system, f.pid, &messages.StatusQuery{})
+}
+
+func (f *fixture) acquire(id uint64, priority int) {
+	f.system.Root.Send(f.pid, &messages.AcquireToken{ID: id, Priority: priority, ReplyTo: f.probe})
+}
+
+func (f *fixture) apply(t *testing.T, cfg *conf.Config) {
+	t.Helper()
+	f.live.Store(cfg)
+	if r := ask[*messages.ConfigApplied](t, f.system, f.pid, &messages.ApplyConfig{Config: cfg}); r.Err != "" || r.Actor != "limiter/sim" {
+		t.Fatalf("ConfigApplied %+v", r)
+	}
+}
+
+// granted returns the ids granted so far (in order).
+func (f *fixture) granted(t *testing.T) []uint64 {
+	t.Helper()
+	f.stats(t) // everything sent before is processed
+	var ids []uint64
+	for _, m := range drain(t, f.system, f.probe, f.ch) {
+		g, ok := m.(*messages.TokenGranted)
+		if !ok {
+			t.Fatalf("probe got %T", m)
+		}
+		ids = append(ids, g.ID)
+	}
+	return ids
+}
+
+func (f *fixture) waitTimer(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	if !f.clock.WaitForTimers(ctx, 1) {
+		t.Fatal("no wake-up timer")
+	}
+}
+
+func equal(a, b []uint64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func TestAdminMessages(t *testing.T) {
+	f := start(t, testConfig(nil))
+	if p := ask[*messages.Pong](t, f.system, f.pid, &messages.Ping{Seq: 3}); p.Seq != 3 || p.Actor != "limiter/sim" {
+		t.Fatalf("pong %+v", p)
+	}
+	if s := f.status(t); s.State != messages.StateHealthy || s.Actor != "limiter/sim" {
+		t.Fatalf("status %+v", s)
+	}
+	st := f.stats(t)
+	if st.Upstream != "sim" || !st.Enabled || st.CurrentRate != 10 || st.MinRate != 1 || st.MaxRate != 100 || st.Burst != 2 || st.Tokens != 2 {
+		t.Fatalf("stats %+v", st)
+	}
+	f.system.Root.Send(f.pid, 42) // unknown: logged and ignored
+	ask[*messages.Pong](t, f.system, f.pid, &messages.Ping{})
+}
+
+func TestWaitersWokenByTimer(t *testing.T) {
+	f := start(t, testConfig(nil))
+	for id := uint64(1); id <= 4; id++ {
+		f.acquire(id, 1)
+	}
+	if got := f.granted(t); !equal(got, []uint64{1, 2}) {
+		t.Fatalf("granted %v at once, want the burst [1 2]", got)
+	}
+	if st := f.stats(t); st.Waiting != 2 || st.Granted != 2 || st.Tokens != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+	f.waitTimer(t)
+	if p := f.clock.Pending(); len(p) != 1 || p[0] != 100*time.Millisecond {
+		t.Fatalf("timers %v, want one at 100ms (1 token at 10/s)", p)
+	}
+	f.clock.Advance(100 * time.Millisecond)
+	if got := recv[*messages.TokenGranted](t, f.ch); got.ID != 3 || got.Count != 1 {
+		t.Fatalf("granted %+v, want 3", got)
+	}
+	f.waitTimer(t)
+	f.clock.Advance(100 * time.Millisecond)
+	if got := recv[*messages.TokenGranted](t, f.ch); got.ID != 4 {
+		t.Fatalf("granted %+v, want 4", got)
+	}
+	if st := f.stats(t); st.Waiting != 0 || st.Granted != 4 {
+		t.Fatalf("stats %+v", st)
+	}
+	if n := len(f.clock.Pending()); n != 0 {
+		t.Fatalf("%d timers left with nobody waiting", n)
+	}
+}
+
+func TestPriorityThenArrival(t *testing.T) {
+	f := start(t, testConfig(func(c *conf.Config) { c.RateLimit.BurstAllowance = 1 }))
+	f.acquire(100, 0) // takes the only token
+	f.acquire(1, 2)
+	f.acquire(2, 1)
+	f.acquire(3, 0)
+	f.acquire(4, 1)
+	f.acquire(5, 1)
+	f.system.Root.Send(f.pid, &messages.CancelToken{ID: 5})
+	if got := f.granted(t); !equal(got, []uint64{100}) {
+		t.Fatalf("granted %v", got)
+	}
+	var order []uint64
+	for range 4 {
+		f.waitTimer(t)
+		f.clock.Advance(100 * time.Millisecond)
+		order = append(order, recv[*messages.TokenGranted](t, f.ch).ID)
+	}
+	if !equal(order, []uint64{3, 2, 4, 1}) {
+		t.Fatalf("grant order %v, want [3 2 4 1]", order)
+	}
+}
+
+func TestRequestWithoutReplyTo(t *testing.T) {
+	f := start(t, testConfig(nil))
+	g := ask[*messages.TokenGranted](t, f.system, f.pid, &messages.AcquireToken{ID: 9, Count: 2})
+	if g.ID != 9 || g.Count != 2 {
+		t.Fatalf("granted %+v", g)
+	}
+}
+
+func TestOutcomesAdaptTheRate(t *testing.T) {
+	f := start(t, testConfig(nil))
+	f.system.Root.Send(f.pid, &messages.ReportOutcome{Status: 429})
+	f.system.Root.Send(f.pid, &messages.ReportOutcome{Status: 429}) // within the cooldown: one signal
+	if st := f.stats(t); st.CurrentRate != 5 || st.Throttles != 2 || st.Decreases != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+	if n := f.logs.count("rate adjusted"); n != 1 {
+		t.Fatalf("%d 'rate adjusted' lines, want 1", n)
+	}
+	var prom bytes.Buffer
+	f.set.WritePrometheus(&prom)
+	if !strings.Contains(prom.String(), `deer_ratelimit_rate{upstream="sim"} 5`) {
+		t.Fatalf("metrics:\n%s", prom.String())
+	}
+
+	// Demand beyond the rate and successes past the window raise it again.
+	f.clock.Advance(61 * time.Second)
+	for id := uint64(1); id <= 3; id++ {
+		f.acquire(id, 1)
+	}
+	f.system.Root.Send(f.pid, &messages.ReportOutcome{Status: 200})
+	if st := f.stats(t); st.CurrentRate != 10 || st.Increases != 1 {
+		t.Fatalf("after demand: %+v", st)
+	}
+}
+
+func TestRetryAfterPausesGrants(t *testing.T) {
+	f := start(t, testConfig(nil))
+	f.system.Root.Send(f.pid, &messages.ReportOutcome{Status: 503, RetryAfter: 2 * time.Second})
+	f.acquire(1, 0)
+	if got := f.granted(t); len(got) != 0 {
+		t.Fatalf("granted %v during a Retry-After pause", got)
+	}
+	if s := f.status(t); s.State != messages.StateDegraded || !strings.Contains(s.Detail, "Retry-After") {
+		t.Fatalf("status %+v", s)
+	}
+	f.waitTimer(t)
+	if p := f.clock.Pending(); len(p) != 1 || p[0] != 2*time.Second {
+		t.Fatalf("timers %v, want [2s]", p)
+	}
+	f.clock.Advance(2 * time.Second)
+	if got := recv[*messages.TokenGranted](t, f.ch); got.ID != 1 {
+		t.Fatalf("granted %+v", got)
+	}
+	if s := f.status(t); s.State != messages.StateHealthy {
+		t.Fatalf("status after the pause %+v", s)
+	}
+}
+
+func TestApplyConfigLive(t *testing.T) {
+	t.Run("initial_rate resets the current rate", func(t *testing.T) {
+		f := start(t, testConfig(nil))
+		f.system.Root.Send(f.pid, &messages.ReportOutcome{Status: 429}) // learned 5/s
+		f.apply(t, testConfig(func(c *conf.Config) { c.RateLimit.InitialRate = 20 }))
+		if st := f.stats(t); st.CurrentRate != 20 {
+			t.Fatalf("current_rate %v, want 20\n%s", st.CurrentRate, f.logs.b.String())
+		}
+		var prom bytes.Buffer
+		f.set.WritePrometheus(&prom)
+		if !strings.Contains(prom.String(), `deer_ratelimit_rate{upstream="sim"} 20`) {
+			t.Fatalf("metrics:\n%s", prom.String())
+		}
+	})
+	t.Run("min_rate and max_rate re-clamp", func(t *testing.T) {
+		f := start(t, testConfig(nil))
+		f.apply(t, testConfig(func(c *conf.Config) { c.RateLimit.MaxRate = 4; c.RateLimit.MinRate = 2 }))
+		if st := f.stats(t); st.CurrentRate != 4 || st.MaxRate != 4 || st.MinRate != 2 {
+			t.Fatalf("stats %+v", st)
+		}
+		f.apply(t, testConfig(func(c *conf.Config) { c.RateLimit.MaxRate = 50; c.RateLimit.MinRate = 8 }))
+		if st := f.stats(t); st.CurrentRate != 8 {
+			t.Fatalf("current_rate %v, want 8 (raised to the new min)", st.CurrentRate)
+		}
+	})
+	t.Run("burst_allowance resizes the bucket", func(t *testing.T) {
+		f := start(t, testConfig(func(c *conf.Config) { c.RateLimit.BurstAllowance = 5 }))
+		f.apply(t, testConfig(func(c *conf.Config) { c.RateLimit.BurstAllowance = 3 }))
+		if st := f.stats(t); st.Burst != 3 || st.Tokens != 3 {
+			t.Fatalf("stats %+v", st)
+		}
+		for id := uint64(1); id <= 4; id++ {
+			f.acquire(id, 1)
+		}
+		if got := f.granted(t); len(got) != 3 {
+			t.Fatalf("granted %v at once from a depth-3 bucket", got)
+		}
+	})
+	t.Run("adaptation_factor and window_size", func(t *testing.T) {
+		f := start(t, testConfig(nil))
+		f.apply(t, testConfig(func(c *conf.Config) { c.RateLimit.AdaptationFactor = 4; c.RateLimit.WindowSize = 10 }))
+		f.system.Root.Send(f.pid, &messages.ReportOutcome{Status: 429})
+		if st := f.stats(t); st.CurrentRate != 2.5 {
+			t.Fatalf("current_rate %v, want 10/4", st.CurrentRate)
+		}
+		// A 10s window: demand and success 10s after the throttle raise it.
+		f.clock.Advance(10 * time.Second)
+		for id := uint64(1); id <= 3; id++ {
+			f.acquire(id, 1)
+		}
+		f.system.Root.Send(f.pid, &messages.ReportOutcome{Status: 200})
+		if st := f.stats(t); st.CurrentRate != 10 {
+			t.Fatalf("current_rate %v, want 2.5*4", st.CurrentRate)
+		}
+	})
+	t.Run("advanced optimization off disables the limiter", func(t *testing.T) {
+		f := start(t, testConfig(func(c *conf.Config) { c.RateLimit.BurstAllowance = 1 }))
+		f.acquire(1, 0)
+		f.acquire(2, 0)
+		if got := f.granted(t); !equal(got, []uint64{1}) {
+			t.Fatalf("granted %v", got)
+		}
+		off := testConfig(func(c *conf.Config) { c.RateLimit.BurstAllowance = 1; c.EnableAdvancedOptimization = false })
+		f.apply(t, off)
+		for id := uint64(3); id <= 6; id++ {
+			f.acquire(id, 0)
+		}
+		if got := f.granted(t); !equal(got, []uint64{2, 3, 4, 5, 6}) {
+			t.Fatalf("granted %v with the limiter off", got)
+		}
+		if s := f.status(t); s.State != messages.StateDisabled {
+			t.Fatalf("status %+v", s)
+		}
+		if st := f.stats(t); st.Enabled {
+			t.Fatalf("stats %+v", st)
+		}
+	})
+}
+
+func TestRestartKeepsRateAndWaiters(t *testing.T) {
+	f := start(t, testConfig(func(c *conf.Config) { c.RateLimit.BurstAllowance = 1 }))
+	f.system.Root.Send(f.pid, &messages.ReportOutcome{Status: 429}) // 5/s
+	f.acquire(1, 0)
+	f.acquire(2, 0)
+	if got := f.granted(t); !equal(got, []uint64{1}) {
+		t.Fatalf("granted %v", got)
+	}
+	f.system.Root.Send(f.pid, &panicNow{})
+	st := f.stats(t)
+	if st.CurrentRate != 5 || st.Waiting != 1 || st.Granted != 1 {
+		t.Fatalf("after restart %+v", st)
+	}
+	// The restarted limiter re-armed the wake-up for its waiter (200ms at 5/s);
+	// the old incarnation's timer was stopped.
+	f.waitTimer(t)
+	if p := f.clock.Pending(); len(p) != 1 || p[0] != 200*time.Millisecond {
+		t.Fatalf("timers %v, want [200ms]", p)
+	}
+	f.clock.Advance(200 * time.Millisecond)
+	if got := recv[*messages.TokenGranted](t, f.ch); got.ID != 2 {
+		t.Fatalf("granted %+v", got)
+	}
+}

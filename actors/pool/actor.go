@@ -1,0 +1,406 @@
+package pool
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/rs/zerolog"
+
+	"github.com/deer-runtime/deer/conf"
+	"github.com/deer-runtime/deer/internal/clock"
+	"github.com/deer-runtime/deer/messages"
+)
+
+// Deps is what pool/UPSTREAM is built from.
+type Deps struct {
+	Name     string // SPEC §6 name, "pool/UPSTREAM"
+	Upstream string // key in Config.Upstreams
+	Live     *conf.Live
+	Clock    clock.Clock
+	Log      zerolog.Logger
+	Metrics  *metrics.Set
+}
+
+// Props builds pool/UPSTREAM. Each incarnation (first start and every
+// restart) gets a fresh lease-id range, so that releases addressed to a
+// previous incarnation's leases are ignored rather than misapplied.
+func Props(d Deps) *actor.Props {
+	if d.Clock == nil {
+		d.Clock = clock.Real{}
+	}
+	if d.Metrics == nil {
+		d.Metrics = metrics.NewSet()
+	}
+	if d.Live == nil {
+		d.Live = conf.NewLive(conf.Default())
+	}
+	var incarnation atomic.Uint64
+	return actor.PropsFromProducer(func() actor.Actor {
+		return &Actor{d: d, idBase: incarnation.Add(1) << 40}
+	})
+}
+
+var _ actor.Actor = (*Actor)(nil)
+
+// Actor is pool/UPSTREAM. Its state is touched only on its own goroutine,
+// except dial (atomics written by the transport's dialer).
+type Actor struct {
+	d      Deps
+	log    zerolog.Logger
+	system *actor.ActorSystem
+	self   *actor.PID
+	idBase uint64
+
+	cp            conf.ConnectionPool
+	upstream      conf.Upstream
+	hasUpstream   bool
+	workerTimeout time.Duration
+	highUtil      float64
+
+	leases    *Leases
+	gen       uint64
+	transport *http.Transport
+	client    *http.Client
+	retired   map[uint64]*http.Transport // older transports with leases still out
+	dial      dialCounters
+
+	warmCancel context.CancelFunc
+	warmWG     sync.WaitGroup
+	warmConns  int
+
+	reclaimTimer clock.Timer
+	timerGen     uint64
+	degraded     bool
+
+	mActive, mMax, mWaiting *metrics.Gauge
+	mAcquired, mReclaimed   *metrics.Counter
+}
+
+// reclaimTick wakes the actor when the oldest lease may have outlived
+// worker_timeout; gen drops ticks from timers that were replaced.
+type reclaimTick struct{ gen uint64 }
+
+// warmDone carries a warm-up's result back from its goroutine.
+type warmDone struct {
+	gen    uint64
+	opened int
+	err    error
+}
+
+// Receive implements actor.Actor.
+func (a *Actor) Receive(ctx actor.Context) {
+	switch msg := ctx.Message().(type) {
+	case *actor.Started:
+		a.start(ctx)
+	case *messages.AcquireConnection:
+		a.acquire(ctx, msg)
+	case *messages.ReleaseConnection:
+		lease, ok, granted := a.leases.Release(a.d.Clock.Now(), msg.LeaseID)
+		if ok {
+			a.retire(lease.Gen)
+		}
+		a.deliver(ctx, granted)
+		a.changed()
+	case *messages.CancelAcquire:
+		if msg.Owner != nil {
+			granted := a.leases.Cancel(a.d.Clock.Now(), ownerKey(msg.Owner), msg.Ref)
+			a.deliver(ctx, granted)
+			a.changed()
+		}
+	case *reclaimTick:
+		if msg.gen == a.timerGen {
+			a.reclaimTimer = nil
+			a.reclaim(ctx)
+		}
+	case *warmDone:
+		a.warmed(msg)
+	case *messages.StatusQuery:
+		if ctx.Sender() != nil {
+			ctx.Respond(a.status())
+		}
+	case *messages.StatsQuery:
+		if ctx.Sender() != nil {
+			ctx.Respond(&messages.StatsReport{Actor: a.d.Name, Stats: a.stats()})
+		}
+	case *messages.ApplyConfig:
+		reply := &messages.ConfigApplied{Actor: a.d.Name}
+		if msg.Config == nil {
+			reply.Err = "no configuration"
+		} else {
+			a.apply(ctx, msg.Config)
+		}
+		if ctx.Sender() != nil {
+			ctx.Respond(reply)
+		}
+	case *messages.Ping:
+		if ctx.Sender() != nil {
+			ctx.Respond(&messages.Pong{Actor: a.d.Name, Seq: msg.Seq})
+		}
+	case *actor.Stopping, *actor.Restarting:
+		a.shutdown()
+	case *actor.Stopped:
+	default:
+		a.log.Debug().Str("type", fmt.Sprintf("%T", msg)).Msg("unknown message")
+	}
+}
+
+func (a *Actor) start(ctx actor.Context) {
+	a.system, a.self = ctx.ActorSystem(), ctx.Self()
+	a.log = a.d.Log.With().Str("actor", a.d.Name).Logger()
+	up := fmt.Sprintf(`{upstream="%s"}`, escapeLabel(a.d.Upstream))
+	a.mActive = a.d.Metrics.GetOrCreateGauge("deer_pool_active_connections"+up, nil)
+	a.mMax = a.d.Metrics.GetOrCreateGauge("deer_pool_max_connections"+up, nil)
+	a.mWaiting = a.d.Metrics.GetOrCreateGauge("deer_pool_waiting"+up, nil)
+	a.mAcquired = a.d.Metrics.GetOrCreateCounter("deer_pool_acquired_total" + up)
+	a.mReclaimed = a.d.Metrics.GetOrCreateCounter("deer_pool_reclaimed_total" + up)
+	a.retired = map[uint64]*http.Transport{}
+
+	cfg := a.d.Live.Load()
+	a.leases = NewLeases(cfg.ConnectionPool.MaxConnections, a.idBase)
+	a.settle(cfg)
+	a.cp = cfg.ConnectionPool
+	a.rebuild()
+	a.changed()
+}
+
+// settle takes the settings that need no new transport.
+func (a *Actor) settle(cfg *conf.Config) {
+	a.upstream, a.hasUpstream = cfg.Upstreams[a.d.Upstream]
+	a.workerTimeout = conf.Seconds(cfg.ParallelExecution.WorkerTimeout)
+	a.highUtil = cfg.Monitoring.HighUtilizationThreshold
+}
+
+// rebuild replaces the transport with one built from a.cp and warms it.
+// The old transport's idle connections close now; connections busy with
+// calls in flight close when their last lease comes back (see retire).
+func (a *Actor) rebuild() {
+	a.stopWarm() // first: a warm-up finishing later would park connections in the old transport
+	if old := a.transport; old != nil {
+		old.CloseIdleConnections()
+		if a.leases.ActiveOn(a.gen) > 0 {
+			a.retired[a.gen] = old
+		}
+	}
+	a.gen++
+	a.leases.SetGen(a.gen)
+	a.transport = newTransport(a.cp, a.hasUpstream && isHTTPS(a.upstream.EndpointURLs()), &a.dial)
+	a.client = &http.Client{
+		Transport: a.transport,
+		// deer relays what the upstream answered, redirects included.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	a.warmConns = 0
+
+	n := min(a.cp.InitialConnections, a.cp.MaxConnections)
+	if !a.hasUpstream || a.upstream.BaseURL == "" || n <= 0 {
+		return
+	}
+	// Bounded so that a hanging upstream cannot keep warm-up calls open.
+	limit := conf.Seconds(a.cp.ConnectionTimeout) * time.Duration(a.cp.MaxRetries+2)
+	wctx, cancel := context.WithTimeout(context.Background(), limit)
+	a.warmCancel = cancel
+	gen, t, base, system, self := a.gen, a.transport, a.upstream.BaseURL, a.system, a.self
+	a.warmWG.Add(1)
+	go func() {
+		defer a.warmWG.Done()
+		defer cancel()
+		opened, err := warm(wctx, t, base, n)
+		system.Root.Send(self, &warmDone{gen: gen, opened: opened, err: err})
+	}()
+}
+
+func (a *Actor) warmed(msg *warmDone) {
+	if msg.gen != a.gen {
+		return
+	}
+	a.warmConns = msg.opened
+	if msg.err != nil {
+		// A builtin simulator may not listen yet at startup: not an error
+		// worth more than debug; the first task dials on demand.
+		a.log.Debug().Err(msg.err).Int("opened", msg.opened).Msg("connection warm-up incomplete")
+		return
+	}
+	a.log.Debug().Int("opened", msg.opened).Msg("connections warmed")
+}
+
+func (a *Actor) stopWarm() {
+	if a.warmCancel != nil {
+		a.warmCancel()
+		a.warmCancel = nil
+	}
+	// Cancelled warm-up calls return at once; waiting keeps their
+	// connections from landing in a transport after it was closed.
+	a.warmWG.Wait()
+}
+
+func (a *Actor) acquire(ctx actor.Context, msg *messages.AcquireConnection) {
+	owner := msg.ReplyTo
+	if owner == nil {
+		owner = ctx.Sender()
+	}
+	if owner == nil {
+		a.log.Debug().Uint64("ref", msg.Ref).Msg("AcquireConnection without sender or reply-to dropped")
+		return
+	}
+	req := Request{Owner: ownerKey(owner), Ref: msg.Ref, Tag: owner}
+	if lease, ok := a.leases.Acquire(a.d.Clock.Now(), req); ok {
+		a.deliver(ctx, []Lease{lease})
+	}
+	a.changed()
+}
+
+func (a *Actor) deliver(ctx actor.Context, granted []Lease) {
+	for _, l := range granted {
+		a.mAcquired.Inc()
+		if pid, _ := l.Req.Tag.(*actor.PID); pid != nil {
+			ctx.Send(pid, &messages.ConnectionLeased{
+				Ref: l.Req.Ref, LeaseID: l.ID, Client: a.client, Endpoint: a.upstream.BaseURL,
+			})
+		}
+	}
+}
+
+// retire closes an old transport's connections once its last lease is back.
+func (a *Actor) retire(gen uint64) {
+	if t, ok := a.retired[gen]; ok && a.leases.ActiveOn(gen) == 0 {
+		t.CloseIdleConnections()
+		delete(a.retired, gen)
+	}
+}
+
+func (a *Actor) reclaim(ctx actor.Context) {
+	reclaimed, granted := a.leases.Reclaim(a.d.Clock.Now(), a.workerTimeout)
+	for _, l := range reclaimed {
+		a.mReclaimed.Inc()
+		a.retire(l.Gen)
+		a.log.Warn().Uint64("lease", l.ID).Time("since", l.Since).Msg("lease reclaimed after worker_timeout")
+	}
+	a.deliver(ctx, granted)
+	a.changed()
+}
+
+// changed refreshes gauges, the degraded flag and the reclaim timer after
+// any change to the leases.
+func (a *Actor) changed() {
+	st := a.leases.Stats()
+	a.mActive.Set(float64(st.Active))
+	a.mMax.Set(float64(st.Max))
+	a.mWaiting.Set(float64(st.Waiting))
+
+	over := st.Utilization() > a.highUtil
+	if over && !a.degraded {
+		a.log.Warn().Int("active", st.Active).Int("max", st.Max).Float64("threshold", a.highUtil).
+			Msg("connection pool utilization above high_utilization_threshold")
+	} else if !over && a.degraded {
+		a.log.Info().Int("active", st.Active).Int("max", st.Max).Msg("connection pool utilization back to normal")
+	}
+	a.degraded = over
+
+	if a.reclaimTimer == nil && a.workerTimeout > 0 {
+		if oldest, ok := a.leases.Oldest(); ok {
+			a.timerGen++
+			gen, system, self := a.timerGen, a.system, a.self
+			wait := oldest.Add(a.workerTimeout).Sub(a.d.Clock.Now())
+			a.reclaimTimer = a.d.Clock.AfterFunc(wait, func() { system.Root.Send(self, &reclaimTick{gen: gen}) })
+		}
+	}
+}
+
+func (a *Actor) apply(ctx actor.Context, cfg *conf.Config) {
+	oldUp, oldHas, oldTimeout := a.upstream, a.hasUpstream, a.workerTimeout
+	a.settle(cfg)
+	upChanged := oldHas != a.hasUpstream || !sameEndpoints(oldUp, a.upstream)
+	if cfg.ConnectionPool != a.cp || upChanged {
+		a.log.Info().Interface("connection_pool", cfg.ConnectionPool).Msg("connection pool settings applied: new transport")
+		a.cp = cfg.ConnectionPool
+		a.rebuild()
+	}
+	a.deliver(ctx, a.leases.SetMax(a.d.Clock.Now(), a.cp.MaxConnections))
+	if a.workerTimeout != oldTimeout && a.reclaimTimer != nil {
+		// Re-arm for the new timeout; the stale tick is dropped by gen.
+		a.reclaimTimer.Stop()
+		a.reclaimTimer = nil
+	}
+	a.changed()
+}
+
+func sameEndpoints(x, y conf.Upstream) bool {
+	ex, ey := x.EndpointURLs(), y.EndpointURLs()
+	if len(ex) != len(ey) {
+		return false
+	}
+	for i := range ex {
+		if ex[i] != ey[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func (a *Actor) status() *messages.StatusReport {
+	r := &messages.StatusReport{Actor: a.d.Name, State: messages.StateHealthy}
+	st := a.leases.Stats()
+	switch {
+	case !a.hasUpstream:
+		r.State, r.Detail = messages.StateDegraded, fmt.Sprintf("upstream %q is not configured", a.d.Upstream)
+	case a.degraded:
+		r.State = messages.StateDegraded
+		r.Detail = fmt.Sprintf("utilization %.2f (%d/%d connections, %d waiting) above high_utilization_threshold %.2f",
+			st.Utilization(), st.Active, st.Max, st.Waiting, a.highUtil)
+	}
+	return r
+}
+
+func (a *Actor) stats() *messages.PoolStats {
+	st := a.leases.Stats()
+	return &messages.PoolStats{
+		Upstream:          a.d.Upstream,
+		ActiveConnections: st.Active,
+		MaxConnections:    st.Max,
+		Utilization:       st.Utilization(),
+		TotalAcquired:     st.Acquired,
+		TotalReleased:     st.Released,
+		PeakUsage:         st.Peak,
+		Reclaimed:         st.Reclaimed,
+		Waiting:           st.Waiting,
+		IdleTimeout:       a.cp.IdleTimeout,
+		DialTimeout:       a.cp.ConnectionTimeout,
+		DialRetries:       a.cp.MaxRetries,
+		DialRetriesUsed:   a.dial.retries.Load(),
+		DialFailures:      a.dial.failures.Load(),
+		WarmConnections:   a.warmConns,
+	}
+}
+
+// shutdown runs on Stopping and Restarting: nothing of this incarnation may
+// outlive it (timers, warm-up goroutines, idle connections). Calls in flight
+// keep their connections until they finish.
+func (a *Actor) shutdown() {
+	if a.leases == nil {
+		return // never started
+	}
+	if a.reclaimTimer != nil {
+		a.reclaimTimer.Stop()
+		a.reclaimTimer = nil
+	}
+	a.timerGen++
+	a.stopWarm()
+	a.transport.CloseIdleConnections()
+	for gen, t := range a.retired {
+		t.CloseIdleConnections()
+		delete(a.retired, gen)
+	}
+}
+
+func ownerKey(pid *actor.PID) string { return pid.Address + "/" + pid.Id }
+
+var labelEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
+
+func escapeLabel(s string) string { return labelEscaper.Replace(s) }

@@ -1,0 +1,487 @@
+package pool
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/rs/zerolog"
+
+	"github.com/deer-runtime/deer/conf"
+	"github.com/deer-runtime/deer/internal/clock"
+	"github.com/deer-runtime/deer/messages"
+)
+
+// connCounter counts a test server's connections: opened in total and open
+// at once (and the most ever open at once).
+type connCounter struct {
+	mu                sync.Mutex
+	opened, open, max int
+}
+
+func (c *connCounter) hook(_ net.Conn, s http.ConnState) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch s {
+	case http.StateNew:
+		c.opened++
+		c.open++
+		c.max = max(c.max, c.open)
+	case http.StateClosed, http.StateHijacked:
+		c.open--
+	}
+}
+
+func (c *connCounter) get() (opened, open, max int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.opened, c.open, c.max
+}
+
+func newServer(t *testing.T, h http.Handler) (*httptest.Server, *connCounter) {
+	t.Helper()
+	cc := &connCounter{}
+	srv := httptest.NewUnstartedServer(h)
+	srv.Config.ConnState = cc.hook
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return srv, cc
+}
+
+func testConfig(base string, mut func(*conf.Config)) *conf.Config {
+	cfg := conf.Default()
+	cfg.ConnectionPool.MaxConnections = 4
+	cfg.ConnectionPool.InitialConnections = 0
+	cfg.ConnectionPool.ConnectionTimeout = 2
+	cfg.ConnectionPool.MaxRetries = 1
+	cfg.Upstreams = map[string]conf.Upstream{"sim": {BaseURL: base}}
+	if mut != nil {
+		mut(cfg)
+	}
+	return cfg
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) count(sub string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return strings.Count(s.b.String(), sub)
+}
+
+type fixture struct {
+	system *actor.ActorSystem
+	pid    *actor.PID
+	live   *conf.Live
+	clock  *clock.Fake
+	set    *metrics.Set
+	logs   *syncBuffer
+}
+
+func start(t *testing.T, cfg *conf.Config) *fixture {
+	t.Helper()
+	f := &fixture{
+		system: newSystem(t),
+		live:   conf.NewLive(cfg),
+		clock:  clock.NewFake(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)),
+		set:    metrics.NewSet(),
+		logs:   &syncBuffer{},
+	}
+	f.pid = spawn(t, f.system, panicky(Props(Deps{
+		Name: "pool/sim", Upstream: "sim", Live: f.live, Clock: f.clock,
+		Log: zerolog.New(f.logs), Metrics: f.set,
+	})))
+	return f
+}
+
+func (f *fixture) stats(t *testing.T) *messages.PoolStats { return statsOf(t, f.system, f.pid) }
+
+func (f *fixture) apply(t *testing.T, cfg *conf.Config) {
+	t.Helper()
+	f.live.Store(cfg)
+	if r := ask[*messages.ConfigApplied](t, f.system, f.pid, &messages.ApplyConfig{Config: cfg}); r.Err != "" || r.Actor != "pool/sim" {
+		t.Fatalf("ConfigApplied %+v", r)
+	}
+}
+
+func TestAdminMessages(t *testing.T) {
+	f := start(t, testConfig("http://127.0.0.1:1", nil))
+	if p := ask[*messages.Pong](t, f.system, f.pid, &messages.Ping{Seq: 7}); p.Seq != 7 || p.Actor != "pool/sim" {
+		t.Fatalf("pong %+v", p)
+	}
+	if s := ask[*messages.StatusReport](t, f.system, f.pid, &messages.StatusQuery{}); s.State != messages.StateHealthy {
+		t.Fatalf("status %+v", s)
+	}
+	st := f.stats(t)
+	if st.Upstream != "sim" || st.MaxConnections != 4 || st.DialTimeout != 2 || st.DialRetries != 1 || st.IdleTimeout != 300 {
+		t.Fatalf("stats %+v", st)
+	}
+	// An unknown message is logged, not fatal.
+	f.system.Root.Send(f.pid, "nonsense")
+	ask[*messages.Pong](t, f.system, f.pid, &messages.Ping{})
+}
+
+func TestWarmUpOpensInitialConnections(t *testing.T) {
+	srv, cc := newServer(t, http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	f := start(t, testConfig(srv.URL, func(c *conf.Config) { c.ConnectionPool.InitialConnections = 3 }))
+	eventually(t, "3 warm connections", func() bool { return f.stats(t).WarmConnections == 3 })
+	if opened, open, _ := cc.get(); opened != 3 || open != 3 {
+		t.Fatalf("server saw %d connections opened, %d open; want 3, 3", opened, open)
+	}
+	// The first calls reuse them.
+	pid, ch := probe(t, f.system)
+	f.system.Root.Send(f.pid, &messages.AcquireConnection{Ref: 1, ReplyTo: pid})
+	l := recv[*messages.ConnectionLeased](t, ch)
+	if l.Endpoint != srv.URL || l.Client == nil {
+		t.Fatalf("lease %+v", l)
+	}
+	resp, err := l.Client.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if opened, _, _ := cc.get(); opened != 3 {
+		t.Fatalf("a call after warm-up opened a connection: %d opened", opened)
+	}
+}
+
+func TestWarmUpToleratesDownUpstream(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now: dials are refused
+	f := start(t, testConfig("http://"+addr, func(c *conf.Config) {
+		c.ConnectionPool.InitialConnections = 2
+		c.ConnectionPool.MaxRetries = 2
+	}))
+	// Each of the 2 warm-up dials is tried 1+2 times before it fails.
+	eventually(t, "warm-up dials to fail", func() bool { return f.stats(t).DialFailures == 2 })
+	st := f.stats(t)
+	if st.DialRetriesUsed != 4 || st.WarmConnections != 0 {
+		t.Fatalf("retries %d warm %d; want 4, 0", st.DialRetriesUsed, st.WarmConnections)
+	}
+	if s := ask[*messages.StatusReport](t, f.system, f.pid, &messages.StatusQuery{}); s.State != messages.StateHealthy {
+		t.Fatalf("status %+v", s)
+	}
+}
+
+func TestMaxConnectionsEnforcedByTransport(t *testing.T) {
+	const calls, maxConns = 10, 3
+	release := make(chan struct{})
+	var inside sync.WaitGroup
+	inside.Add(maxConns)
+	srv, cc := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		inside.Done()
+		<-release
+	}))
+	f := start(t, testConfig(srv.URL, func(c *conf.Config) {
+		c.ConnectionPool.MaxConnections = maxConns
+		c.ParallelExecution.WorkerTimeout = 3600
+	}))
+	pid, ch := probe(t, f.system)
+	f.system.Root.Send(f.pid, &messages.AcquireConnection{Ref: 1, ReplyTo: pid})
+	client := recv[*messages.ConnectionLeased](t, ch).Client
+
+	// More calls than connections, through the shared client directly: the
+	// transport itself must hold the line at max_connections.
+	var done sync.WaitGroup
+	errs := make(chan error, calls)
+	for range calls {
+		done.Add(1)
+		go func() {
+			defer done.Done()
+			resp, err := client.Get(srv.URL)
+			if err != nil {
+				errs <- err
+				return
+			}
+			resp.Body.Close()
+		}()
+	}
+	inside.Wait() // maxConns handlers are blocked; the rest wait in the transport
+	if _, open, _ := cc.get(); open != maxConns {
+		t.Fatalf("%d connections open with calls waiting, want %d", open, maxConns)
+	}
+	// The remaining handlers call inside.Done past zero otherwise.
+	inside.Add(calls - maxConns)
+	close(release)
+	done.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if _, _, most := cc.get(); most > maxConns {
+		t.Fatalf("%d connections open at once, max_connections %d", most, maxConns)
+	}
+}
+
+func TestLeaseAccounting(t *testing.T) {
+	f := start(t, testConfig("http://127.0.0.1:1", func(c *conf.Config) { c.ConnectionPool.MaxConnections = 2 }))
+	pid, ch := probe(t, f.system)
+	for ref := uint64(1); ref <= 3; ref++ {
+		f.system.Root.Send(f.pid, &messages.AcquireConnection{Ref: ref, ReplyTo: pid})
+	}
+	a, b := recv[*messages.ConnectionLeased](t, ch), recv[*messages.ConnectionLeased](t, ch)
+	if a.Ref != 1 || b.Ref != 2 || a.LeaseID == b.LeaseID || a.Client != b.Client {
+		t.Fatalf("leases %+v %+v", a, b)
+	}
+	st := f.stats(t)
+	if st.ActiveConnections != 2 || st.Waiting != 1 || st.Utilization != 1 || st.TotalAcquired != 2 || st.PeakUsage != 2 {
+		t.Fatalf("stats %+v", st)
+	}
+	if got := drain(t, f.system, pid, ch); len(got) != 0 {
+		t.Fatalf("third request granted over max: %+v", got)
+	}
+	s := ask[*messages.StatusReport](t, f.system, f.pid, &messages.StatusQuery{})
+	if s.State != messages.StateDegraded || !strings.Contains(s.Detail, "high_utilization_threshold") {
+		t.Fatalf("status at 2/2: %+v", s)
+	}
+	if n := f.logs.count("utilization above"); n != 1 {
+		t.Fatalf("%d warn lines for one crossing, want 1", n)
+	}
+
+	f.system.Root.Send(f.pid, &messages.ReleaseConnection{LeaseID: a.LeaseID})
+	c := recv[*messages.ConnectionLeased](t, ch)
+	if c.Ref != 3 {
+		t.Fatalf("waiter got %+v", c)
+	}
+	f.system.Root.Send(f.pid, &messages.ReleaseConnection{LeaseID: a.LeaseID}) // twice: ignored
+	f.system.Root.Send(f.pid, &messages.ReleaseConnection{LeaseID: b.LeaseID})
+	f.system.Root.Send(f.pid, &messages.CancelAcquire{Owner: pid, Ref: 3})
+	st = f.stats(t)
+	want := messages.PoolStats{ActiveConnections: 0, MaxConnections: 2, TotalAcquired: 3, TotalReleased: 3, PeakUsage: 2}
+	if st.ActiveConnections != want.ActiveConnections || st.TotalAcquired != want.TotalAcquired ||
+		st.TotalReleased != want.TotalReleased || st.PeakUsage != want.PeakUsage || st.Waiting != 0 {
+		t.Fatalf("stats %+v, want %+v", st, want)
+	}
+	if s := ask[*messages.StatusReport](t, f.system, f.pid, &messages.StatusQuery{}); s.State != messages.StateHealthy {
+		t.Fatalf("status after release: %+v", s)
+	}
+
+	var prom bytes.Buffer
+	f.set.WritePrometheus(&prom)
+	for _, line := range []string{
+		`deer_pool_active_connections{upstream="sim"} 0`,
+		`deer_pool_max_connections{upstream="sim"} 2`,
+		`deer_pool_acquired_total{upstream="sim"} 3`,
+	} {
+		if !strings.Contains(prom.String(), line) {
+			t.Errorf("metrics lack %q:\n%s", line, prom.String())
+		}
+	}
+}
+
+func TestReclaimAfterWorkerTimeout(t *testing.T) {
+	f := start(t, testConfig("http://127.0.0.1:1", func(c *conf.Config) {
+		c.ConnectionPool.MaxConnections = 1
+		c.ParallelExecution.WorkerTimeout = 10
+	}))
+	pid, ch := probe(t, f.system)
+	f.system.Root.Send(f.pid, &messages.AcquireConnection{Ref: 1, ReplyTo: pid})
+	f.system.Root.Send(f.pid, &messages.AcquireConnection{Ref: 2, ReplyTo: pid})
+	first := recv[*messages.ConnectionLeased](t, ch)
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	if !f.clock.WaitForTimers(ctx, 1) {
+		t.Fatal("no reclaim timer")
+	}
+	if p := f.clock.Pending(); len(p) != 1 || p[0] != 10*time.Second {
+		t.Fatalf("pending timers %v, want [10s]", p)
+	}
+	f.clock.Advance(10 * time.Second)
+	second := recv[*messages.ConnectionLeased](t, ch)
+	if second.Ref != 2 {
+		t.Fatalf("after reclaim got %+v", second)
+	}
+	// The reclaimed lease's late release must not free the new one.
+	f.system.Root.Send(f.pid, &messages.ReleaseConnection{LeaseID: first.LeaseID})
+	st := f.stats(t)
+	if st.Reclaimed != 1 || st.ActiveConnections != 1 || st.TotalReleased != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+func transportOf(t *testing.T, f *fixture) *http.Transport {
+	t.Helper()
+	pid, ch := probe(t, f.system)
+	f.system.Root.Send(f.pid, &messages.AcquireConnection{Ref: 99, ReplyTo: pid})
+	l := recv[*messages.ConnectionLeased](t, ch)
+	f.system.Root.Send(f.pid, &messages.ReleaseConnection{LeaseID: l.LeaseID})
+	return l.Client.Transport.(*http.Transport)
+}
+
+func TestApplyConfigLive(t *testing.T) {
+	srv, _ := newServer(t, http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	base := testConfig(srv.URL, nil)
+	cases := []struct {
+		key   string
+		mut   func(*conf.ConnectionPool)
+		check func(t *testing.T, tr *http.Transport, st *messages.PoolStats)
+	}{
+		{"max_connections", func(p *conf.ConnectionPool) { p.MaxConnections = 9 }, func(t *testing.T, tr *http.Transport, st *messages.PoolStats) {
+			if tr.MaxConnsPerHost != 9 || tr.MaxIdleConnsPerHost != 9 || st.MaxConnections != 9 {
+				t.Errorf("max %d idle %d stats %d, want 9", tr.MaxConnsPerHost, tr.MaxIdleConnsPerHost, st.MaxConnections)
+			}
+		}},
+		{"connection_timeout", func(p *conf.ConnectionPool) { p.ConnectionTimeout = 7.5 }, func(t *testing.T, tr *http.Transport, st *messages.PoolStats) {
+			if tr.TLSHandshakeTimeout != 7500*time.Millisecond || st.DialTimeout != 7.5 {
+				t.Errorf("tls timeout %v stats %v, want 7.5s", tr.TLSHandshakeTimeout, st.DialTimeout)
+			}
+		}},
+		{"idle_timeout", func(p *conf.ConnectionPool) { p.IdleTimeout = 42 }, func(t *testing.T, tr *http.Transport, st *messages.PoolStats) {
+			if tr.IdleConnTimeout != 42*time.Second || st.IdleTimeout != 42 {
+				t.Errorf("idle %v stats %v, want 42s", tr.IdleConnTimeout, st.IdleTimeout)
+			}
+		}},
+		{"max_retries", func(p *conf.ConnectionPool) { p.MaxRetries = 5 }, func(t *testing.T, _ *http.Transport, st *messages.PoolStats) {
+			if st.DialRetries != 5 {
+				t.Errorf("max_retries %d, want 5", st.DialRetries)
+			}
+		}},
+		{"initial_connections", func(p *conf.ConnectionPool) { p.InitialConnections = 2 }, func(t *testing.T, _ *http.Transport, _ *messages.PoolStats) {}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.key, func(t *testing.T) {
+			f := start(t, base)
+			before := transportOf(t, f)
+			cfg := testConfig(srv.URL, func(c *conf.Config) { tc.mut(&c.ConnectionPool) })
+			f.apply(t, cfg)
+			after := transportOf(t, f)
+			if after == before {
+				t.Fatal("changing connection_pool kept the old transport")
+			}
+			tc.check(t, after, f.stats(t))
+		})
+	}
+	t.Run("initial_connections warms the new transport", func(t *testing.T) {
+		own, cc := newServer(t, http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+		f := start(t, testConfig(own.URL, nil))
+		f.apply(t, testConfig(own.URL, func(c *conf.Config) { c.ConnectionPool.InitialConnections = 2 }))
+		eventually(t, "2 warm connections", func() bool { return f.stats(t).WarmConnections == 2 })
+		eventually(t, "the server to see 2 connections", func() bool { opened, _, _ := cc.get(); return opened == 2 })
+	})
+	t.Run("raising max_connections admits waiters", func(t *testing.T) {
+		f := start(t, testConfig(srv.URL, func(c *conf.Config) { c.ConnectionPool.MaxConnections = 1 }))
+		pid, ch := probe(t, f.system)
+		f.system.Root.Send(f.pid, &messages.AcquireConnection{Ref: 1, ReplyTo: pid})
+		f.system.Root.Send(f.pid, &messages.AcquireConnection{Ref: 2, ReplyTo: pid})
+		recv[*messages.ConnectionLeased](t, ch)
+		f.apply(t, testConfig(srv.URL, func(c *conf.Config) { c.ConnectionPool.MaxConnections = 2 }))
+		if l := recv[*messages.ConnectionLeased](t, ch); l.Ref != 2 {
+			t.Fatalf("got %+v", l)
+		}
+	})
+	t.Run("high_utilization_threshold", func(t *testing.T) {
+		f := start(t, testConfig(srv.URL, func(c *conf.Config) { c.ConnectionPool.MaxConnections = 4 }))
+		pid, ch := probe(t, f.system)
+		for ref := range uint64(2) {
+			f.system.Root.Send(f.pid, &messages.AcquireConnection{Ref: ref, ReplyTo: pid})
+			recv[*messages.ConnectionLeased](t, ch)
+		}
+		if s := ask[*messages.StatusReport](t, f.system, f.pid, &messages.StatusQuery{}); s.State != messages.StateHealthy {
+			t.Fatalf("2/4 at threshold 0.8: %+v", s)
+		}
+		f.apply(t, testConfig(srv.URL, func(c *conf.Config) {
+			c.ConnectionPool.MaxConnections = 4
+			c.Monitoring.HighUtilizationThreshold = 0.4
+		}))
+		if s := ask[*messages.StatusReport](t, f.system, f.pid, &messages.StatusQuery{}); s.State != messages.StateDegraded {
+			t.Fatalf("2/4 at threshold 0.4: %+v", s)
+		}
+	})
+}
+
+func TestRestartKeepsWorking(t *testing.T) {
+	f := start(t, testConfig("http://127.0.0.1:1", nil))
+	pid, ch := probe(t, f.system)
+	f.system.Root.Send(f.pid, &messages.AcquireConnection{Ref: 1, ReplyTo: pid})
+	old := recv[*messages.ConnectionLeased](t, ch)
+	// The configuration changes while the actor is down; the restarted
+	// incarnation must run with the one in force.
+	f.live.Store(testConfig("http://127.0.0.1:1", func(c *conf.Config) { c.ConnectionPool.MaxConnections = 7 }))
+	f.system.Root.Send(f.pid, &panicNow{})
+	f.system.Root.Send(f.pid, &messages.AcquireConnection{Ref: 2, ReplyTo: pid})
+	fresh := recv[*messages.ConnectionLeased](t, ch)
+	if fresh.LeaseID == old.LeaseID {
+		t.Fatalf("restarted pool reused lease id %d", old.LeaseID)
+	}
+	f.system.Root.Send(f.pid, &messages.ReleaseConnection{LeaseID: old.LeaseID})
+	if st := f.stats(t); st.ActiveConnections != 1 || st.MaxConnections != 7 {
+		t.Fatalf("stats after restart %+v", st)
+	}
+}
+
+func TestClientRelaysRedirects(t *testing.T) {
+	srv, _ := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/elsewhere", http.StatusFound)
+	}))
+	f := start(t, testConfig(srv.URL, nil))
+	pid, ch := probe(t, f.system)
+	f.system.Root.Send(f.pid, &messages.AcquireConnection{ReplyTo: pid})
+	resp, err := recv[*messages.ConnectionLeased](t, ch).Client.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusFound {
+		t.Fatalf("status %d: the client followed the redirect", resp.StatusCode)
+	}
+}
+
+func TestStopClosesIdleConnections(t *testing.T) {
+	srv, cc := newServer(t, http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	f := start(t, testConfig(srv.URL, func(c *conf.Config) { c.ConnectionPool.InitialConnections = 2 }))
+	eventually(t, "2 warm connections", func() bool { return f.stats(t).WarmConnections == 2 })
+	if err := f.system.Root.StopFuture(f.pid).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the server to see the idle connections closed", func() bool { _, open, _ := cc.get(); return open == 0 })
+}
+
+func TestNewTransportClosesTheOldOnesConnections(t *testing.T) {
+	srv, cc := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("hello")) }))
+	f := start(t, testConfig(srv.URL, func(c *conf.Config) { c.ConnectionPool.InitialConnections = 2 }))
+	eventually(t, "2 warm connections", func() bool { return f.stats(t).WarmConnections == 2 })
+	pid, ch := probe(t, f.system)
+	f.system.Root.Send(f.pid, &messages.AcquireConnection{Ref: 1, ReplyTo: pid})
+	old := recv[*messages.ConnectionLeased](t, ch)
+
+	f.apply(t, testConfig(srv.URL, func(c *conf.Config) { c.ConnectionPool.IdleTimeout = 120 })) // and no warm-up
+	eventually(t, "the old transport's idle connections closed", func() bool { _, open, _ := cc.get(); return open == 0 })
+
+	// A lease granted before the change makes its call after it, on the
+	// old transport: the connection it opens parks idle there when done.
+	resp, err := old.Client.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadAll(resp.Body); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if _, open, _ := cc.get(); open != 1 {
+		t.Fatalf("%d connections open after the late call, want 1", open)
+	}
+	f.system.Root.Send(f.pid, &messages.ReleaseConnection{LeaseID: old.LeaseID})
+	eventually(t, "the retired transport's last connection closed", func() bool { _, open, _ := cc.get(); return open == 0 })
+}

@@ -1,0 +1,81 @@
+package router
+
+import (
+	"fmt"
+
+	"github.com/asynkron/protoactor-go/actor"
+)
+
+// slot is one worker position, worker/N. Its PID changes when the worker is
+// replaced; its SPEC name does not.
+type slot struct {
+	index   int
+	name    string // SPEC name: worker/N
+	pid     *actor.PID
+	gen     int  // incarnation: replacements get a fresh PID name
+	pinging bool // a health-check ping is outstanding
+	busy    bool // running a task
+}
+
+// pidName is the actor name under the router: worker/N for the first
+// incarnation, worker/N~G for replacements (the old process may still be
+// stuck holding the old name).
+func (s *slot) pidName() string {
+	if s.gen == 0 {
+		return s.name
+	}
+	return fmt.Sprintf("%s~%d", s.name, s.gen)
+}
+
+// workerSet is the router's ordered list of worker slots. Pure bookkeeping:
+// the router performs the spawns and stops it asks for.
+type workerSet struct {
+	slots []*slot
+}
+
+// grow returns the new slots needed to reach n workers.
+func (w *workerSet) grow(n int) []*slot {
+	var added []*slot
+	for len(w.slots) < n {
+		i := len(w.slots) + 1
+		s := &slot{index: i, name: fmt.Sprintf("worker/%d", i)}
+		w.slots = append(w.slots, s)
+		added = append(added, s)
+	}
+	return added
+}
+
+// shrink removes and returns the slots beyond n, highest index first. Idle
+// workers are the only ones here yet; when tasks run, busy workers finish
+// their task before they stop (they are retired by message, not killed).
+func (w *workerSet) shrink(n int) []*slot {
+	if n >= len(w.slots) {
+		return nil
+	}
+	removed := make([]*slot, 0, len(w.slots)-n)
+	for i := len(w.slots) - 1; i >= n; i-- {
+		removed = append(removed, w.slots[i])
+	}
+	w.slots = w.slots[:n]
+	return removed
+}
+
+// byPID finds the slot whose current PID is pid.
+func (w *workerSet) byPID(pid *actor.PID) *slot {
+	for _, s := range w.slots {
+		if s.pid != nil && s.pid.Id == pid.Id {
+			return s
+		}
+	}
+	return nil
+}
+
+func (w *workerSet) busy() int {
+	n := 0
+	for _, s := range w.slots {
+		if s.busy {
+			n++
+		}
+	}
+	return n
+}

@@ -1,0 +1,155 @@
+// Command deerd is the deer server: the runtime plus its HTTP API.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/deer-runtime/deer"
+	"github.com/deer-runtime/deer/conf"
+	"github.com/deer-runtime/deer/httpapi"
+	"github.com/deer-runtime/deer/internal/logging"
+)
+
+// shutdownGrace bounds how long deerd waits for in-flight requests on exit.
+const shutdownGrace = 30 * time.Second
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("deerd", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", "", "configuration file (default conf/deer.toml when it exists)")
+	profile := fs.String("profile", "", "settings profile: production, development or test (conf/profiles/NAME.toml)")
+	addr := fs.String("addr", "", "listen address HOST:PORT (overrides server.addr and DEER_HTTP_ADDR)")
+	check := fs.Bool("check-config", false, "validate the configuration, print the problems, exit 0 (valid) or 1")
+	printCfg := fs.Bool("print-config", false, "print the effective configuration as TOML (secrets redacted) and exit")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "deerd: unexpected arguments %q\n", fs.Args())
+		return 2
+	}
+
+	cfg, err := loadConfig(*configPath, *profile, *addr)
+	if *check {
+		if err != nil {
+			fmt.Fprintf(stdout, "configuration is invalid:\n%s\n", listProblems(err))
+			return 1
+		}
+		fmt.Fprintln(stdout, "configuration is valid")
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "deerd: %s\n", listProblems(err))
+		return 1
+	}
+	if *printCfg {
+		out, err := cfg.Redacted().TOML()
+		if err != nil {
+			fmt.Fprintf(stderr, "deerd: %v\n", err)
+			return 1
+		}
+		_, _ = stdout.Write(out)
+		return 0
+	}
+	return serve(cfg, stderr)
+}
+
+// loadConfig layers defaults < profile < file < env, then the --addr flag.
+func loadConfig(path, profile, addr string) (*conf.Config, error) {
+	if path == "" {
+		if _, err := os.Stat("conf/deer.toml"); err == nil {
+			path = "conf/deer.toml"
+		}
+	}
+	cfg, err := conf.Load(conf.LoadOptions{ConfigPath: path, Profile: profile, Lookup: os.LookupEnv})
+	if err != nil {
+		return nil, err
+	}
+	if addr != "" {
+		cfg.Server.Addr = addr
+		if err := cfg.Validate(); err != nil {
+			return nil, err
+		}
+	}
+	return cfg, nil
+}
+
+func listProblems(err error) string {
+	var fe conf.FieldErrors
+	if errors.As(err, &fe) {
+		s := ""
+		for _, e := range fe {
+			s += "  - " + e.Error() + "\n"
+		}
+		return s
+	}
+	return "  - " + err.Error()
+}
+
+func serve(cfg *conf.Config, stderr io.Writer) int {
+	log, levels := logging.New(stderr, cfg.DebugMode)
+	setLevel := func(debug bool) { levels.SetLevel(logging.LevelFor(debug)) }
+
+	// Listen before starting the actors, so a taken port fails fast.
+	ln, err := net.Listen("tcp", cfg.Server.Addr)
+	if err != nil {
+		log.Error().Err(err).Str("addr", cfg.Server.Addr).Msg("cannot listen (server.addr / DEER_HTTP_ADDR / --addr)")
+		return 1
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	counters := &httpapi.Counters{}
+	var draining atomic.Bool
+	rt, err := deer.Start(ctx, cfg,
+		deer.WithLogger(log, setLevel),
+		deer.WithActor("http", httpapi.ActorProps(cfg.Server.Addr, counters, draining.Load, log)),
+	)
+	if err != nil {
+		ln.Close()
+		log.Error().Err(err).Msg("cannot start the runtime")
+		return 1
+	}
+	api := httpapi.New(rt, counters, log)
+	srv := &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second, ErrorLog: nil}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	log.Info().Str("addr", ln.Addr().String()).Msg("deerd listening")
+
+	code := 0
+	select {
+	case <-ctx.Done():
+		log.Info().Msg("shutting down")
+	case err := <-served:
+		log.Error().Err(err).Msg("HTTP server stopped")
+		code = 1
+	}
+	draining.Store(true)
+	api.SetDraining(true)
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		log.Warn().Err(err).Msg("HTTP shutdown did not finish in time")
+	}
+	if err := rt.Stop(shutdownCtx); err != nil {
+		log.Warn().Err(err).Msg("runtime stop did not finish in time")
+	}
+	log.Info().Msg("stopped")
+	return code
+}

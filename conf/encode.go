@@ -1,0 +1,68 @@
+package conf
+
+import (
+	"bytes"
+	"encoding/json"
+	"slices"
+
+	"github.com/BurntSushi/toml"
+)
+
+// RedactedValue replaces secrets in output. Validate refuses it as a
+// token, so a redacted --print-config output cannot be deployed by mistake
+// with a publicly known admin token.
+const RedactedValue = "<redacted>"
+
+// Clone returns a deep copy: nothing reachable from it is shared with c.
+func (c *Config) Clone() *Config {
+	n := *c
+	if c.Upstreams != nil {
+		n.Upstreams = make(map[string]Upstream, len(c.Upstreams))
+		for name, u := range c.Upstreams {
+			u.Models = slices.Clone(u.Models)
+			u.Endpoints = slices.Clone(u.Endpoints)
+			n.Upstreams[name] = u
+		}
+	}
+	return &n
+}
+
+// Redacted returns a copy safe to show: the admin token, when set, is
+// RedactedValue. Upstream API keys are never in the configuration (only the
+// names of the env vars holding them), so upstreams are shown as they are.
+func (c *Config) Redacted() *Config {
+	n := c.Clone()
+	if n.Server.AdminToken != "" {
+		n.Server.AdminToken = RedactedValue
+	}
+	if n.Upstreams == nil {
+		n.Upstreams = map[string]Upstream{} // {} rather than null in JSON
+	}
+	return n
+}
+
+// TOML encodes c as a config file that loads back to an equal Config. For
+// deerd --print-config, encode c.Redacted().
+func (c *Config) TOML() ([]byte, error) {
+	var buf bytes.Buffer
+	enc := toml.NewEncoder(&buf)
+	enc.Indent = ""
+	if err := enc.Encode(c); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// MarshalJSON writes absent lists as [] rather than null, so that a client
+// may POST back what GET /config returned.
+func (u Upstream) MarshalJSON() ([]byte, error) {
+	type plain Upstream // without this method
+	p := plain(u)
+	if p.Models == nil {
+		p.Models = []string{}
+	}
+	if p.Endpoints == nil {
+		p.Endpoints = []string{}
+	}
+	return json.Marshal(p)
+}

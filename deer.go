@@ -1,0 +1,310 @@
+// Package deer is the embedding API of the deer runtime: Start builds the
+// actor system and its supervision tree, the Runtime answers health, metrics
+// and configuration questions by asking the actors, and Stop takes it down.
+// deerd is this API plus package httpapi.
+package deer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	vm "github.com/VictoriaMetrics/metrics"
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/rs/zerolog"
+
+	"github.com/deer-runtime/deer/conf"
+	"github.com/deer-runtime/deer/internal/clock"
+	"github.com/deer-runtime/deer/internal/logging"
+	"github.com/deer-runtime/deer/messages"
+	"github.com/deer-runtime/deer/supervisor"
+)
+
+// applyTimeout bounds how long a configuration change waits for the actors
+// to acknowledge it (SPEC: applied live, within a second).
+const applyTimeout = time.Second
+
+// Runtime is a running deer actor system.
+type Runtime struct {
+	system   *actor.ActorSystem
+	root     *actor.PID
+	reg      *supervisor.Registry
+	live     *conf.Live
+	startup  *conf.Config // what POST /config/reset returns to
+	clock    clock.Clock
+	log      zerolog.Logger
+	set      *vm.Set
+	setLevel func(debug bool)
+	started  time.Time
+
+	strategies []*supervisor.Strategy
+	configMu   sync.Mutex // one configuration change at a time
+	stopping   atomic.Bool
+	stopOnce   sync.Once
+}
+
+// Option customises Start.
+type Option func(*options)
+
+type options struct {
+	clock    clock.Clock
+	log      *zerolog.Logger
+	setLevel func(debug bool)
+	set      *vm.Set
+	extra    []supervisor.ChildSpec
+	policy   *supervisor.Policy
+}
+
+// WithClock makes the runtime read time from c (tests use a fake clock).
+func WithClock(c clock.Clock) Option { return func(o *options) { o.clock = c } }
+
+// WithLogger sends the runtime's logs to log. setLevel, when not nil, is
+// called with debug_mode whenever it changes, so the level follows it live.
+func WithLogger(log zerolog.Logger, setLevel func(debug bool)) Option {
+	return func(o *options) { o.log, o.setLevel = &log, setLevel }
+}
+
+// WithMetricsSet registers the runtime's Prometheus metrics in set instead
+// of a new one.
+func WithMetricsSet(set *vm.Set) Option { return func(o *options) { o.set = set } }
+
+// WithActor adds an actor to the observability group under name (deerd adds
+// its `http` actor this way).
+func WithActor(name string, props *actor.Props) Option {
+	return func(o *options) { o.extra = append(o.extra, supervisor.ChildSpec{Name: name, Props: props}) }
+}
+
+// WithSupervisionPolicy overrides the restart policy of every supervisor.
+func WithSupervisionPolicy(p supervisor.Policy) Option {
+	return func(o *options) { o.policy = &p }
+}
+
+// Start validates cfg, builds the actor system and the supervision tree, and
+// returns once every actor answers. cfg becomes the startup configuration
+// that POST /config/reset returns to; the caller must not modify it after.
+func Start(ctx context.Context, cfg *conf.Config, opts ...Option) (*Runtime, error) {
+	if cfg == nil {
+		cfg = conf.Default()
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	o := options{clock: clock.Real{}}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.log == nil {
+		l, sw := logging.New(nil, cfg.DebugMode)
+		o.log = &l
+		o.setLevel = func(debug bool) { sw.SetLevel(logging.LevelFor(debug)) }
+	}
+	if o.set == nil {
+		o.set = vm.NewSet()
+	}
+	policy := supervisor.DefaultPolicy()
+	if o.policy != nil {
+		policy = *o.policy
+	}
+
+	rt := &Runtime{
+		reg:      supervisor.NewRegistry(),
+		live:     conf.NewLive(cfg),
+		startup:  cfg,
+		clock:    o.clock,
+		log:      *o.log,
+		set:      o.set,
+		setLevel: o.setLevel,
+		started:  o.clock.Now(),
+	}
+	rt.system = actor.NewActorSystem(
+		actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
+			return slog.New(logging.NewSlogHandler(rt.log.With().Str("component", "protoactor").Logger(), rt.libraryLogLevel))
+		}),
+		actor.WithDeadLetterRequestLogging(false),
+	)
+	rt.countDeadLetters()
+
+	var expected []string
+	rt.root, expected = rt.spawnTree(policy, o.extra)
+	if err := rt.waitReady(ctx, expected); err != nil {
+		_ = rt.Stop(context.Background())
+		return nil, err
+	}
+	rt.log.Info().Int("actors", len(rt.reg.Entries())).Int("upstreams", len(cfg.Upstreams)).Msg("deer runtime started")
+	return rt, nil
+}
+
+// libraryLogLevel passes the actor library's routine info lines (dead
+// letters, "recovering") only in debug mode; deer logs crashes itself.
+func (rt *Runtime) libraryLogLevel() slog.Level {
+	if rt.live.Load().DebugMode {
+		return slog.LevelDebug
+	}
+	return slog.LevelWarn
+}
+
+// countDeadLetters counts messages that reached no actor, instead of logging
+// each one.
+func (rt *Runtime) countDeadLetters() {
+	counter := rt.set.GetOrCreateCounter("deer_dead_letters_total")
+	rt.system.EventStream.Subscribe(func(evt any) {
+		if _, ok := evt.(*actor.DeadLetterEvent); ok {
+			counter.Inc()
+		}
+	})
+}
+
+// waitReady returns once every expected actor is registered and every
+// registered actor answers a ping.
+func (rt *Runtime) waitReady(ctx context.Context, expected []string) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	for {
+		ok, why := rt.Ready(ctx)
+		for _, name := range expected {
+			if _, registered := rt.reg.PID(name); !registered {
+				ok, why = false, name+" is not registered"
+				break
+			}
+		}
+		if ok {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("deer: actors did not start: %s", why)
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
+// Stop stops the supervision tree and the actor system. It returns when the
+// actors have stopped or ctx ends.
+func (rt *Runtime) Stop(ctx context.Context) error {
+	var err error
+	rt.stopOnce.Do(func() {
+		rt.stopping.Store(true)
+		for _, s := range rt.strategies {
+			s.Stop()
+		}
+		if rt.root != nil {
+			done := make(chan error, 1)
+			go func() { done <- rt.system.Root.StopFuture(rt.root).Wait() }()
+			select {
+			case err = <-done:
+			case <-ctx.Done():
+				err = ctx.Err()
+			}
+		}
+		rt.system.Shutdown()
+	})
+	return err
+}
+
+// Registry is the supervision registry: SPEC actor names, PIDs and states.
+func (rt *Runtime) Registry() *supervisor.Registry { return rt.reg }
+
+// System is the underlying actor system.
+func (rt *Runtime) System() *actor.ActorSystem { return rt.system }
+
+// MetricsSet is where the runtime's Prometheus metrics live.
+func (rt *Runtime) MetricsSet() *vm.Set { return rt.set }
+
+// Router is the WorkerRouter's PID.
+func (rt *Runtime) Router() *actor.PID {
+	pid, _ := rt.reg.PID("router")
+	return pid
+}
+
+// Config returns the configuration in force. Do not modify it.
+func (rt *Runtime) Config() *conf.Config { return rt.live.Load() }
+
+// StartupConfig returns the configuration the runtime started with.
+func (rt *Runtime) StartupConfig() *conf.Config { return rt.startup }
+
+// UpdateConfig deep-merges a partial JSON configuration over the one in
+// force, validates the result as a whole and applies it to every actor. On
+// any error nothing changes.
+func (rt *Runtime) UpdateConfig(ctx context.Context, patch []byte) (*conf.Config, error) {
+	rt.configMu.Lock()
+	defer rt.configMu.Unlock()
+	next, err := rt.live.Load().Patch(patch)
+	if err != nil {
+		return nil, err
+	}
+	return next, rt.apply(ctx, next)
+}
+
+// ResetConfig returns to the startup configuration, or with builtin to the
+// built-in defaults. Settings that need a restart (listen address, admin
+// token, L3 path, upstreams) stay as they are running.
+func (rt *Runtime) ResetConfig(ctx context.Context, builtin bool) (*conf.Config, error) {
+	rt.configMu.Lock()
+	defer rt.configMu.Unlock()
+	target := rt.startup.Clone()
+	if builtin {
+		target = conf.Default()
+		cur := rt.live.Load()
+		target.Server.Addr, target.Server.AdminToken = cur.Server.Addr, cur.Server.AdminToken
+		target.Cache.L3Path = cur.Cache.L3Path
+		target.Upstreams = cur.Clone().Upstreams
+		target.DefaultUpstream = cur.DefaultUpstream
+	}
+	if err := target.Validate(); err != nil {
+		return nil, err
+	}
+	return target, rt.apply(ctx, target)
+}
+
+// ErrNotApplied is returned (wrapped) when some actors did not acknowledge
+// a configuration change in time. The change is in force: they read it when
+// they next start, and the ones that are slow apply it when they get to it.
+var ErrNotApplied = errors.New("not acknowledged by every actor in time")
+
+// apply makes next the configuration in force and hands it to every actor,
+// waiting up to applyTimeout for their acknowledgements.
+func (rt *Runtime) apply(ctx context.Context, next *conf.Config) error {
+	rt.live.Store(next)
+	if rt.setLevel != nil {
+		rt.setLevel(next.DebugMode)
+	}
+	ctx, cancel := context.WithTimeout(ctx, applyTimeout)
+	defer cancel()
+	var late []string
+	for _, a := range rt.ask(ctx, &messages.ApplyConfig{Config: next}) {
+		if a.entry.State != supervisor.Running {
+			continue // it reads the live configuration when it starts again
+		}
+		if ack, ok := a.reply.(*messages.ConfigApplied); !ok {
+			late = append(late, a.entry.Name)
+		} else if ack.Err != "" {
+			late = append(late, a.entry.Name+": "+ack.Err)
+		}
+	}
+	rt.log.Info().Strs("late", late).Msg("configuration applied")
+	if len(late) > 0 {
+		return fmt.Errorf("configuration %w: %v", ErrNotApplied, late)
+	}
+	return nil
+}
+
+// History returns the retained /metrics snapshots, oldest first.
+func (rt *Runtime) History(ctx context.Context) ([]messages.Snapshot, error) {
+	pid, ok := rt.reg.PID("metrics")
+	if !ok {
+		return nil, errors.New("metrics actor not running")
+	}
+	res, err := rt.system.Root.RequestFuture(pid, &messages.HistoryQuery{}, askTimeout).Result()
+	if err != nil {
+		return nil, fmt.Errorf("metrics actor: %w", err)
+	}
+	rep, ok := res.(*messages.HistoryReport)
+	if !ok {
+		return nil, fmt.Errorf("metrics actor answered %T", res)
+	}
+	return rep.Snapshots, nil
+}
