@@ -182,12 +182,21 @@ func (rt *Runtime) waitReady(ctx context.Context, expected []string) error {
 	}
 }
 
-// Stop stops the supervision tree and the actor system. It returns when the
-// actors have stopped or ctx ends.
+// Stop drains the tasks (no new ones are accepted; queued and running ones
+// finish, or are answered shutting_down at ctx's deadline), then stops the
+// supervision tree and the actor system. It returns when the actors have
+// stopped or ctx ends.
 func (rt *Runtime) Stop(ctx context.Context) error {
 	var err error
 	rt.stopOnce.Do(func() {
 		rt.stopping.Store(true)
+		if rt.Router() != nil {
+			if d, derr := rt.Drain(ctx); derr != nil {
+				rt.log.Warn().Err(derr).Msg("draining tasks did not finish")
+			} else if d.Finished+d.Abandoned > 0 {
+				rt.log.Info().Int("finished", d.Finished).Int("abandoned", d.Abandoned).Msg("tasks drained")
+			}
+		}
 		for _, s := range rt.strategies {
 			s.Stop()
 		}

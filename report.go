@@ -295,6 +295,7 @@ type ParallelExecutor struct {
 	PriorityLevels  int    `json:"priority_levels"`
 	LoadBalancing   bool   `json:"load_balancing"`
 	WorkersReplaced int64  `json:"workers_replaced"`
+	Draining        bool   `json:"draining"`
 	Status          string `json:"status"`
 }
 
@@ -403,6 +404,7 @@ func (rt *Runtime) Metrics(ctx context.Context) *MetricsReport {
 			adv.ParallelExecutor = ParallelExecutor{
 				ActiveTasks: s.ActiveTasks, Workers: s.Workers, Queued: s.Queued,
 				PriorityLevels: s.PriorityLevels, LoadBalancing: s.LoadBalancing, WorkersReplaced: s.Replaced,
+				Draining: s.Draining,
 			}
 		case *messages.PoolStats:
 			p := &rep.ConnectionPool

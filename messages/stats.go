@@ -9,6 +9,7 @@ type RouterStats struct {
 	PriorityLevels int   `json:"priority_levels"` // queue levels in use (1 when advanced optimization is off)
 	LoadBalancing  bool  `json:"load_balancing"`
 	Replaced       int64 `json:"workers_replaced"` // workers replaced after failing a health check
+	Draining       bool  `json:"draining"`         // shutting down: no new tasks accepted
 }
 
 // PoolStats is one upstream's connection pool.

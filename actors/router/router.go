@@ -50,6 +50,37 @@ type Router struct {
 	workersGauge  *metrics.Gauge
 	queueGauge    *metrics.Gauge
 	replacedCount *metrics.Counter
+	metrics       taskMetrics
+	useSeq        uint64 // orders worker use, for least-recently-used dispatch
+
+	*book // task state: survives a restart of the router
+}
+
+// book is the router's task state. It lives outside the actor instance so
+// that a restarted router still knows every task it accepted: tasks that
+// were running on its (stopped) workers go back to the queue.
+type book struct {
+	tasks       map[string]*entry
+	queue       *queue
+	results     map[string]finished // async and idempotent results, by task id
+	idemRunning map[string]string   // idempotency key → running task id
+	idemDone    map[string]finished // idempotency key → first result
+
+	draining        bool
+	drainWaiters    []*actor.PID
+	drainTimer      clock.Timer
+	drainedFinished int
+	abandoned       int
+}
+
+func newBook(levels int) *book {
+	return &book{
+		tasks:       map[string]*entry{},
+		queue:       newQueue(levels, agingInterval),
+		results:     map[string]finished{},
+		idemRunning: map[string]string{},
+		idemDone:    map[string]finished{},
+	}
 }
 
 var _ actor.Actor = (*Router)(nil)
@@ -60,11 +91,14 @@ type healthTick struct{ gen uint64 }
 // Props builds the router; its children (the workers) are supervised by
 // d.Strategy.
 func Props(d Deps) *actor.Props {
-	return actor.PropsFromProducer(func() actor.Actor { return newRouter(d) }, actor.WithSupervisor(d.Strategy))
+	b := newBook(d.Live.Load().ParallelExecution.PriorityLevels)
+	return actor.PropsFromProducer(func() actor.Actor { return newRouter(d, b) }, actor.WithSupervisor(d.Strategy))
 }
 
-func newRouter(d Deps) *Router {
+func newRouter(d Deps, b *book) *Router {
 	return &Router{
+		book:          b,
+		metrics:       newTaskMetrics(d.Metrics),
 		d:             d,
 		log:           d.Log.With().Str("actor", d.Name).Logger(),
 		workersGauge:  d.Metrics.GetOrCreateGauge("deer_workers", nil),
@@ -89,7 +123,7 @@ func (r *Router) Receive(ctx actor.Context) {
 		}
 		r.resize(ctx, r.cfg.ParallelExecution.MaxWorkers)
 		r.scheduleHealthCheck()
-		r.queueGauge.Set(0)
+		r.recoverTasks(ctx)
 	case *actor.Restarting:
 		// Restarts pending from the workers' previous life must not hit the
 		// new ones.
@@ -103,9 +137,29 @@ func (r *Router) Receive(ctx actor.Context) {
 	case *actor.Stopped:
 	case *actor.Terminated:
 		r.workerTerminated(ctx, msg.Who)
+	case *messages.SubmitTask:
+		r.submit(ctx, msg)
+	case *taskFinished:
+		r.taskFinished(ctx, msg)
+	case *workerIdle:
+		r.workerIdle(ctx, msg)
+	case *messages.CancelTask:
+		res := r.cancel(ctx, msg.ID)
+		respond(ctx, res)
+	case *messages.TaskStatusQuery:
+		respond(ctx, r.taskStatus(msg.ID))
+	case *watchdogFired:
+		r.watchdogFired(ctx, msg)
+	case *messages.DeliveryFailed:
+		r.deliveryFailed(ctx, msg)
+	case *messages.DrainTasks:
+		r.drain(ctx, msg)
+	case *drainDeadline:
+		r.drainExpired(ctx)
 	case *healthTick:
 		if msg.gen == r.healthGen {
 			r.checkWorkers(ctx)
+			r.prune()
 			r.scheduleHealthCheck()
 		}
 	case *messages.ApplyConfig:
@@ -132,6 +186,23 @@ func (r *Router) apply(ctx actor.Context, cfg *conf.Config) {
 	if cfg.ParallelExecution.HealthCheckInterval != old.ParallelExecution.HealthCheckInterval {
 		r.scheduleHealthCheck()
 	}
+	r.queue.resize(cfg.ParallelExecution.PriorityLevels)
+	r.dispatch(ctx) // more workers may take queued tasks now
+}
+
+// recoverTasks puts back the tasks a previous incarnation had running: its
+// workers were stopped with it.
+func (r *Router) recoverTasks(ctx actor.Context) {
+	for id, e := range r.tasks {
+		if e.state == messages.TaskRunning {
+			if e.watchdog != nil {
+				e.watchdog.Stop()
+			}
+			e.state, e.slot = messages.TaskQueued, nil
+			r.queue.pushFront(&item{id: id, level: e.task.Priority, enqueued: e.accepted})
+		}
+	}
+	r.dispatch(ctx)
 }
 
 // resize spawns or retires workers until there are n.
@@ -141,23 +212,28 @@ func (r *Router) resize(ctx actor.Context, n int) {
 	}
 	for _, s := range r.workers.shrink(n) {
 		r.d.Registry.Unregister(s.name)
+		if s.busy {
+			// Its task goes back to the queue and runs on a remaining worker.
+			r.taskLost(ctx, s.task, "its worker was retired by a smaller max_workers")
+			r.d.Strategy.Forget(s.pid)
+		}
 		ctx.Stop(s.pid)
 	}
 	r.workersGauge.Set(float64(len(r.workers.slots)))
 }
 
 func (r *Router) spawn(ctx actor.Context, s *slot) {
-	pid, err := ctx.SpawnNamed(workerProps(s.name, r.d.Log), s.pidName())
+	pid, err := ctx.SpawnNamed(workerProps(s.name, r.d), s.pidName())
 	if err != nil {
 		// The name is still held by a process that has not finished stopping:
 		// take the next incarnation name.
 		s.gen++
-		pid, err = ctx.SpawnNamed(workerProps(s.name, r.d.Log), s.pidName())
+		pid, err = ctx.SpawnNamed(workerProps(s.name, r.d), s.pidName())
 		if err != nil {
 			panic(fmt.Sprintf("router: spawn %s: %v", s.name, err))
 		}
 	}
-	s.pid, s.pinging, s.busy = pid, false, false
+	s.pid, s.pinging, s.busy, s.task = pid, false, false, ""
 	r.d.Registry.Register(s.name, r.d.Name, pid)
 }
 
@@ -171,7 +247,12 @@ func (r *Router) workerTerminated(ctx actor.Context, who *actor.PID) {
 		return
 	}
 	r.log.Warn().Str("worker", s.name).Msg("worker stopped; replacing it")
+	task := s.task
 	r.replace(ctx, s)
+	if task != "" {
+		r.taskLost(ctx, task, "its worker stopped")
+	}
+	r.dispatch(ctx)
 }
 
 func (r *Router) replace(ctx actor.Context, s *slot) {
@@ -236,11 +317,12 @@ func (r *Router) stats() *messages.RouterStats {
 	return &messages.RouterStats{
 		Workers:        len(r.workers.slots),
 		ActiveTasks:    r.workers.busy(),
-		Queued:         0, // the task queue arrives with the task path; nothing is queued before it
+		Queued:         r.queue.len(),
 		QueueCapacity:  pe.QueueSize,
 		PriorityLevels: levels,
 		LoadBalancing:  lb,
 		Replaced:       r.replaced,
+		Draining:       r.draining,
 	}
 }
 

@@ -1,40 +1,90 @@
 package router
 
 import (
+	"context"
+	"time"
+
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/rs/zerolog"
 
+	"github.com/deer-runtime/deer/conf"
+	"github.com/deer-runtime/deer/internal/clock"
 	"github.com/deer-runtime/deer/messages"
+	"github.com/deer-runtime/deer/supervisor"
 )
 
 // Worker executes one task at a time; max_workers of them bound the
-// concurrency. Until the task path exists it answers the router's health
-// checks and the admin queries.
+// concurrency. The upstream call runs on a goroutine the worker owns, so the
+// worker keeps answering health checks and cancellations while it waits.
 type Worker struct {
-	name string
-	log  zerolog.Logger
+	name  string
+	log   zerolog.Logger
+	live  *conf.Live
+	reg   *supervisor.Registry
+	clock clock.Clock
+
+	current string             // id of the task being executed, "" when idle
+	cancel  context.CancelFunc // cancels the current task's call
 }
 
 var _ actor.Actor = (*Worker)(nil)
 
+// runTask is the router's order to execute a task (sent with Request, so a
+// task that keeps crashing the worker comes back as DeliveryFailed).
+type runTask struct {
+	task    *messages.Task
+	timeout time.Duration
+}
+
+// cancelRun stops the call of task id, if the worker is running it.
+type cancelRun struct{ id string }
+
+// taskFinished reports a task's result to the router. idle says whether the
+// worker is free again (false for a stream still being read).
+type taskFinished struct {
+	id     string
+	worker *actor.PID
+	result *messages.TaskResult
+	idle   bool
+}
+
+// workerIdle reports that a streamed task's body was closed.
+type workerIdle struct {
+	id     string
+	worker *actor.PID
+}
+
 // hang blocks the worker until release is closed: tests use it to make a
-// worker stop answering, as a stuck upstream call would.
+// worker stop answering, as a wedged actor would.
 type hang struct{ release <-chan struct{} }
 
-func workerProps(name string, log zerolog.Logger) *actor.Props {
+func workerProps(name string, d Deps) *actor.Props {
 	return actor.PropsFromProducer(func() actor.Actor {
-		return &Worker{name: name, log: log.With().Str("actor", name).Logger()}
+		return &Worker{name: name, log: d.Log.With().Str("actor", name).Logger(), live: d.Live, reg: d.Registry, clock: d.Clock}
 	})
 }
 
 // Receive handles one message.
 func (w *Worker) Receive(ctx actor.Context) {
 	switch msg := ctx.Message().(type) {
-	case *actor.Started, *actor.Stopping, *actor.Stopped, *actor.Restarting:
+	case *actor.Started, *actor.Stopped:
+	case *actor.Stopping, *actor.Restarting:
+		if w.cancel != nil {
+			w.cancel()
+		}
+	case *runTask:
+		w.run(ctx, msg)
+	case *cancelRun:
+		if msg.id == w.current && w.cancel != nil {
+			w.cancel()
+		}
 	case *messages.Ping:
 		respond(ctx, &messages.Pong{Actor: w.name, Seq: msg.Seq})
 	case *messages.StatusQuery:
 		respond(ctx, &messages.StatusReport{Actor: w.name, State: messages.StateHealthy})
+	case *messages.StatsQuery:
+		// The router reports the worker set as a whole.
+		respond(ctx, &messages.StatsReport{Actor: w.name})
 	case *messages.ApplyConfig:
 		respond(ctx, &messages.ConfigApplied{Actor: w.name})
 	case *hang:
@@ -42,6 +92,24 @@ func (w *Worker) Receive(ctx actor.Context) {
 	default:
 		w.log.Debug().Type("type", msg).Msg("unknown message")
 	}
+}
+
+func (w *Worker) run(ctx actor.Context, msg *runTask) {
+	cfg := w.live.Load()
+	t := msg.task
+	pool, _ := w.reg.PID("pool/" + t.Upstream)
+	runCtx, cancel := context.WithTimeout(context.Background(), msg.timeout)
+	w.current, w.cancel = t.ID, cancel
+	c := &call{
+		system: ctx.ActorSystem(),
+		router: ctx.Parent(),
+		worker: ctx.Self(),
+		pool:   pool,
+		up:     cfg.Upstreams[t.Upstream],
+		task:   t,
+		now:    w.clock.Now,
+	}
+	go c.execute(runCtx, cancel)
 }
 
 // respond answers the sender, if there is one: a reply to a plain Send would

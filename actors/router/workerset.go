@@ -9,12 +9,14 @@ import (
 // slot is one worker position, worker/N. Its PID changes when the worker is
 // replaced; its SPEC name does not.
 type slot struct {
-	index   int
-	name    string // SPEC name: worker/N
-	pid     *actor.PID
-	gen     int  // incarnation: replacements get a fresh PID name
-	pinging bool // a health-check ping is outstanding
-	busy    bool // running a task
+	index    int
+	name     string // SPEC name: worker/N
+	pid      *actor.PID
+	gen      int    // incarnation: replacements get a fresh PID name
+	pinging  bool   // a health-check ping is outstanding
+	busy     bool   // running a task
+	task     string // id of that task
+	lastUsed uint64 // when it last took a task, in dispatch order
 }
 
 // pidName is the actor name under the router: worker/N for the first

@@ -140,10 +140,17 @@ func serve(cfg *conf.Config, stderr io.Writer) int {
 		log.Error().Err(err).Msg("HTTP server stopped")
 		code = 1
 	}
+	// Stop taking work (new requests get 503), let queued and running tasks
+	// finish so their callers get answers, then close the listener.
 	draining.Store(true)
 	api.SetDraining(true)
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
+	if d, err := rt.Drain(shutdownCtx); err != nil {
+		log.Warn().Err(err).Msg("draining tasks did not finish")
+	} else {
+		log.Info().Int("finished", d.Finished).Int("abandoned", d.Abandoned).Msg("tasks drained")
+	}
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		log.Warn().Err(err).Msg("HTTP shutdown did not finish in time")
 	}

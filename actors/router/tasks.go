@@ -1,0 +1,115 @@
+package router
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/deer-runtime/deer/conf"
+	"github.com/deer-runtime/deer/internal/clock"
+	"github.com/deer-runtime/deer/messages"
+)
+
+const (
+	// resultTTL is how long finished async and idempotent results are kept.
+	resultTTL = 10 * time.Minute
+	// agingInterval is how long a queued task waits before it counts as one
+	// level more urgent: no task starves longer than about levels × this.
+	agingInterval = 2 * time.Second
+	// maxCrashes is how often a task may lose its worker before it fails
+	// with internal_error instead of being dispatched again.
+	maxCrashes = 3
+	// watchdogGrace is how long past its timeout the router waits for a
+	// worker's report before it answers timeout itself and replaces the worker.
+	watchdogGrace = time.Second
+)
+
+var (
+	idPrefix  = newIDPrefix()
+	idCounter atomic.Uint64
+)
+
+func newIDPrefix() string {
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// NewTaskID returns a task id unique to this process (a random prefix per
+// process and a counter).
+func NewTaskID() string {
+	return "task_" + idPrefix + strconv.FormatUint(idCounter.Add(1), 36)
+}
+
+// entry is a task the router has accepted and not yet answered.
+type entry struct {
+	task      *messages.Task
+	replyTo   *actor.PID
+	async     bool
+	idemKey   string
+	state     string // messages.TaskQueued or TaskRunning
+	slot      *slot
+	accepted  time.Time
+	started   time.Time
+	crashes   int
+	watchdog  clock.Timer
+	waiters   []*actor.PID // idempotent repeats waiting for this task's result
+	cancelled bool
+}
+
+// finished is a result kept for GET /v1/tasks/{id} or an Idempotency-Key.
+type finished struct {
+	result  *messages.TaskResult
+	expires time.Time
+}
+
+// watchdogFired is the router's timer message for a task past its timeout.
+type watchdogFired struct {
+	id      string
+	started time.Time
+}
+
+// drainDeadline is the router's timer message for the end of a drain.
+type drainDeadline struct{}
+
+// taskMetrics are the task path's Prometheus series.
+type taskMetrics struct {
+	set      *metrics.Set
+	inFlight *metrics.Gauge
+	duration *metrics.Histogram
+	overhead *metrics.Histogram
+}
+
+func newTaskMetrics(set *metrics.Set) taskMetrics {
+	return taskMetrics{
+		set:      set,
+		inFlight: set.GetOrCreateGauge("deer_tasks_in_flight", nil),
+		duration: set.GetOrCreateHistogram("deer_task_duration_seconds"),
+		overhead: set.GetOrCreateHistogram("deer_overhead_seconds"),
+	}
+}
+
+func (m taskMetrics) finished(upstream, outcome string) {
+	m.set.GetOrCreateCounter(fmt.Sprintf(`deer_tasks_total{upstream=%q,outcome=%q}`, upstream, outcome)).Inc()
+}
+
+// taskTimeout is the time a task may run: its own, else worker_timeout.
+func taskTimeout(t *messages.Task, cfg *conf.Config) time.Duration {
+	limit := conf.Seconds(cfg.ParallelExecution.WorkerTimeout)
+	if t.Timeout > 0 && t.Timeout < limit {
+		return t.Timeout
+	}
+	return limit
+}
+
+// copyResult gives each receiver of a shared result its own struct.
+func copyResult(r *messages.TaskResult) *messages.TaskResult {
+	c := *r
+	return &c
+}

@@ -1,0 +1,147 @@
+package messages
+
+import (
+	"io"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+)
+
+// Task is one logical upstream call (SPEC §5). Fields are plain so the
+// struct can become a protobuf message when tasks cross machines.
+type Task struct {
+	ID       string // unique; the router assigns one when empty
+	Upstream string // a configured upstream's name
+	Method   string // HTTP method; default POST
+	Path     string // path (with query) appended to the upstream's base URL
+	// Header holds the caller's extra request headers (already checked for
+	// injection by the ingress). Authorization is set by deer from the
+	// upstream's api_key_env and never taken from here.
+	Header map[string][]string
+	Body   []byte
+	// Priority is the queue level, 0 most urgent, < priority_levels.
+	Priority int
+	Cache    string        // "auto" (default), "bypass" or "refresh"
+	Timeout  time.Duration // 0: parallel_execution.worker_timeout
+	// Stream asks for the upstream body as it arrives (TaskResult.Stream)
+	// instead of buffered in TaskResult.Body.
+	Stream bool
+	// IdempotencyKey, when set, makes repeats within 10 minutes return the
+	// first result instead of calling the upstream again.
+	IdempotencyKey string
+	// Submitted is when the task was accepted (set by the router).
+	Submitted time.Time
+}
+
+// SubmitTask asks the router to run a task. The router answers
+// *TaskResult, exactly once, to ReplyTo when set, else to the sender.
+// A task refused at admission (queue full, unknown upstream, shutting down)
+// is answered at once with a failed result.
+//
+// With Async the router answers *TaskAccepted at once instead (or the failed
+// result, when refused) and keeps the result for TaskStatusQuery for 10 minutes.
+type SubmitTask struct {
+	Task    *Task
+	ReplyTo *actor.PID
+	Async   bool
+}
+
+// TaskAccepted answers an async SubmitTask that was queued.
+type TaskAccepted struct {
+	ID string
+}
+
+// TaskStatusQuery asks the router about a task. Reply: *TaskStatusReport.
+type TaskStatusQuery struct {
+	ID string
+}
+
+// Task states in a TaskStatusReport.
+const (
+	TaskQueued  = "queued"
+	TaskRunning = "running"
+)
+
+// TaskStatusReport says where a task is: queued, running, or finished with
+// its result (Status TaskSucceeded/TaskFailed). Found is false for an unknown
+// id or a result older than 10 minutes.
+type TaskStatusReport struct {
+	ID     string
+	Found  bool
+	State  string // TaskQueued, TaskRunning, TaskSucceeded, TaskFailed
+	Result *TaskResult
+}
+
+// CancelTask withdraws a queued or running task; its caller gets a
+// TaskResult with code "cancelled". Reply (when there is a sender):
+// *TaskCancelled.
+type CancelTask struct {
+	ID string
+}
+
+// TaskCancelled answers CancelTask. Found is false when the task is unknown
+// or already finished (State then says how it ended).
+type TaskCancelled struct {
+	ID    string
+	Found bool
+	State string
+}
+
+// DrainTasks tells the router to stop accepting tasks and to answer
+// *TasksDrained once none is queued or running. Tasks still there when
+// Deadline passes are answered with shutting_down.
+type DrainTasks struct {
+	Deadline time.Time
+}
+
+// TasksDrained answers DrainTasks.
+type TasksDrained struct {
+	Finished  int // tasks that completed during the drain
+	Abandoned int // tasks answered with shutting_down at the deadline
+}
+
+// Task outcome statuses.
+const (
+	TaskSucceeded = "succeeded"
+	TaskFailed    = "failed"
+)
+
+// Task error codes (TaskError.Code). The ingress maps them to HTTP statuses.
+const (
+	CodeQueueFull     = "queue_full"       // 429 with Retry-After
+	CodeShuttingDown  = "shutting_down"    // 503
+	CodeUnknownTarget = "unknown_upstream" // 404
+	CodeBadRequest    = "bad_request"      // 400
+	CodeTimeout       = "timeout"          // 504
+	CodeUpstream      = "upstream_error"   // 502: the upstream could not be reached or answered 5xx
+	CodeCancelled     = "cancelled"        // 499-like; 409 on the API
+	CodeInternal      = "internal_error"   // 500: the task crashed its actor repeatedly
+	CodeCircuitOpen   = "circuit_open"     // 503
+)
+
+// TaskError says why a task failed.
+type TaskError struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+func (e *TaskError) Error() string { return e.Code + ": " + e.Message }
+
+// TaskResult is a task's one terminal answer.
+type TaskResult struct {
+	ID             string
+	Status         string // TaskSucceeded or TaskFailed
+	UpstreamStatus int    // the upstream's HTTP status, 0 when none was received
+	Header         map[string][]string
+	Body           []byte
+	// Stream, for a task with Stream set that reached the upstream, is the
+	// upstream body as it arrives. The receiver must read and Close it: the
+	// close releases the connection lease and frees the worker.
+	Stream   io.ReadCloser
+	Cache    string // "miss", "bypass", "hit-l1", "hit-l2", "hit-l3", "coalesced"
+	Attempts int
+	Queue    time.Duration // time spent queued
+	Latency  time.Duration // time from acceptance to the answer (headers, for streams)
+	Upstream time.Duration // time spent waiting on the upstream
+	Err      *TaskError
+}

@@ -1,0 +1,311 @@
+package deer_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/rs/zerolog"
+
+	"github.com/deer-runtime/deer"
+	"github.com/deer-runtime/deer/conf"
+	"github.com/deer-runtime/deer/internal/clock"
+	"github.com/deer-runtime/deer/messages"
+)
+
+// upstream is a real HTTP server over loopback that echoes what it got and
+// can be held: while gate is set, requests wait on it.
+type upstream struct {
+	srv   *httptest.Server
+	calls atomic.Int64
+	mu    sync.Mutex
+	gate  chan struct{}
+	order []string // X-Test-Name of each request, in arrival order
+}
+
+func newUpstream(t testing.TB) *upstream {
+	u := &upstream{}
+	u.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u.calls.Add(1)
+		u.mu.Lock()
+		u.order = append(u.order, r.Header.Get("X-Test-Name"))
+		gate := u.gate
+		u.mu.Unlock()
+		if gate != nil {
+			select {
+			case <-gate:
+			case <-r.Context().Done():
+				return
+			}
+		}
+		body, _ := io.ReadAll(r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"method":%q,"path":%q,"auth":%q,"body_len":%d}`, r.Method, r.URL.Path, r.Header.Get("Authorization"), len(body))
+	}))
+	t.Cleanup(u.srv.Close)
+	return u
+}
+
+func (u *upstream) hold() chan struct{} {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.gate = make(chan struct{})
+	return u.gate
+}
+
+func (u *upstream) arrivals() []string {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return append([]string(nil), u.order...)
+}
+
+func taskConfig(t testing.TB, u *upstream) *conf.Config {
+	cfg := testConfig(t)
+	cfg.ConnectionPool.InitialConnections = 0
+	cfg.Upstreams = map[string]conf.Upstream{"up": {BaseURL: u.srv.URL, Cache: "auto", Timeout: 60, APIKeyEnv: "DEER_TEST_UP_KEY"}}
+	return cfg
+}
+
+func TestSubmitRunsATaskOnTheUpstream(t *testing.T) {
+	t.Setenv("DEER_TEST_UP_KEY", "k-123")
+	u := newUpstream(t)
+	rt := start(t, taskConfig(t, u))
+	res, err := rt.Submit(context.Background(), &messages.Task{
+		Upstream: "up", Method: "POST", Path: "/v1/echo", Body: []byte(`{"x":1}`),
+		Header: map[string][]string{"Authorization": {"Bearer caller-must-not-pass"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Status != messages.TaskSucceeded || res.UpstreamStatus != 200 {
+		t.Fatalf("result %+v (err %+v)", res, res.Err)
+	}
+	want := `{"method":"POST","path":"/v1/echo","auth":"Bearer k-123","body_len":7}`
+	if string(res.Body) != want {
+		t.Errorf("body %s, want %s", res.Body, want)
+	}
+	if res.ID == "" || res.Attempts != 1 || res.Cache != "miss" {
+		t.Errorf("id %q attempts %d cache %q", res.ID, res.Attempts, res.Cache)
+	}
+	m := rt.Metrics(context.Background())
+	p := m.ConnectionPool.Upstreams["up"]
+	if p.TotalAcquired != 1 || p.TotalReleased != 1 || p.ActiveConnections != 0 {
+		t.Errorf("pool after one task: %+v", p)
+	}
+}
+
+func TestUnknownUpstreamIsRefused(t *testing.T) {
+	u := newUpstream(t)
+	rt := start(t, taskConfig(t, u))
+	res, err := rt.Submit(context.Background(), &messages.Task{Upstream: "nope", Path: "/"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Status != messages.TaskFailed || res.Err == nil || res.Err.Code != messages.CodeUnknownTarget {
+		t.Fatalf("result %+v", res)
+	}
+	if u.calls.Load() != 0 {
+		t.Errorf("the upstream was called")
+	}
+}
+
+func TestPriorityOrderUnderSaturation(t *testing.T) {
+	u := newUpstream(t)
+	cfg := taskConfig(t, u)
+	cfg.ParallelExecution.MaxWorkers = 1
+	// A clock that does not move: no aging, so the order is strict priority.
+	rt := start(t, cfg, deer.WithClock(clock.NewFake(t0)))
+	gate := u.hold()
+
+	submit := func(name string, prio int) <-chan *messages.TaskResult {
+		ch := make(chan *messages.TaskResult, 1)
+		task := &messages.Task{Upstream: "up", Method: "GET", Path: "/", Priority: prio,
+			Header: map[string][]string{"X-Test-Name": {name}}}
+		go func() {
+			res, err := rt.Submit(context.Background(), task)
+			if err != nil {
+				t.Error(err)
+			}
+			ch <- res
+		}()
+		return ch
+	}
+	var results []<-chan *messages.TaskResult
+	results = append(results, submit("busy", 1))
+	waitFor(t, "the first task to reach the upstream", func() bool { return u.calls.Load() == 1 })
+	// The only worker is busy: these queue. Submit them one at a time so
+	// their arrival order is known.
+	for _, s := range []struct {
+		name string
+		prio int
+	}{{"low-1", 2}, {"low-2", 2}, {"normal", 1}, {"high", 0}} {
+		results = append(results, submit(s.name, s.prio))
+		want := len(results) - 1
+		waitFor(t, "the task to queue", func() bool {
+			return rt.Metrics(context.Background()).RequestQueue.Size == want
+		})
+	}
+	close(gate)
+	for _, ch := range results {
+		if res := <-ch; res.Status != messages.TaskSucceeded {
+			t.Errorf("task failed: %+v", res.Err)
+		}
+	}
+	got := u.arrivals()
+	want := []string{"busy", "high", "normal", "low-1", "low-2"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("upstream saw %v, want %v", got, want)
+	}
+}
+
+func TestFullQueueIsRefusedWithQueueFull(t *testing.T) {
+	u := newUpstream(t)
+	cfg := taskConfig(t, u)
+	cfg.ParallelExecution.MaxWorkers = 1
+	cfg.ParallelExecution.QueueSize = 2
+	rt := start(t, cfg)
+	gate := u.hold()
+	defer close(gate)
+	ctx := context.Background()
+	// One running, two queued: the queue is full.
+	var ids []string
+	for i := 0; i < 3; i++ {
+		id, refused, err := rt.SubmitAsync(ctx, &messages.Task{Upstream: "up", Method: "GET", Path: "/"})
+		if err != nil || refused != nil {
+			t.Fatalf("task %d: err %v refused %+v", i, err, refused)
+		}
+		ids = append(ids, id)
+		if i == 0 {
+			waitFor(t, "the first task to run", func() bool { return u.calls.Load() == 1 })
+		}
+	}
+	res, err := rt.Submit(ctx, &messages.Task{Upstream: "up", Method: "GET", Path: "/"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Err == nil || res.Err.Code != messages.CodeQueueFull {
+		t.Fatalf("fourth task: %+v", res)
+	}
+	st, err := rt.TaskStatus(ctx, ids[2])
+	if err != nil || !st.Found || st.State != messages.TaskQueued {
+		t.Errorf("status of a queued task: %+v, %v", st, err)
+	}
+	// Cancelling a queued task frees its place.
+	c, err := rt.CancelTask(ctx, ids[2])
+	if err != nil || !c.Found {
+		t.Fatalf("cancel: %+v %v", c, err)
+	}
+	if st, _ := rt.TaskStatus(ctx, ids[2]); st.State != messages.TaskFailed || st.Result.Err.Code != messages.CodeCancelled {
+		t.Errorf("cancelled task status: %+v", st)
+	}
+}
+
+func TestTaskTimeoutCancelsTheUpstreamCall(t *testing.T) {
+	u := newUpstream(t)
+	cfg := taskConfig(t, u)
+	cfg.ParallelExecution.WorkerTimeout = 0.2
+	rt := start(t, cfg)
+	gate := u.hold()
+	res, err := rt.Submit(context.Background(), &messages.Task{Upstream: "up", Method: "GET", Path: "/"})
+	close(gate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Err == nil || res.Err.Code != messages.CodeTimeout {
+		t.Fatalf("result %+v", res)
+	}
+	// The worker is free again: a task after the hang runs.
+	u.mu.Lock()
+	u.gate = nil
+	u.mu.Unlock()
+	res, err = rt.Submit(context.Background(), &messages.Task{Upstream: "up", Method: "GET", Path: "/"})
+	if err != nil || res.Status != messages.TaskSucceeded {
+		t.Fatalf("task after a timeout: %+v %v", res, err)
+	}
+}
+
+func TestConcurrentTasksAreAllAnsweredOnce(t *testing.T) {
+	u := newUpstream(t)
+	cfg := taskConfig(t, u)
+	cfg.ParallelExecution.QueueSize = 5000
+	rt := start(t, cfg)
+	const n = 2000
+	var ok, failed atomic.Int64
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res, err := rt.Submit(context.Background(), &messages.Task{Upstream: "up", Method: "GET", Path: "/", Priority: i % 3})
+			switch {
+			case err != nil:
+				t.Error(err)
+			case res.Status == messages.TaskSucceeded:
+				ok.Add(1)
+			default:
+				failed.Add(1)
+				t.Errorf("task failed: %+v", res.Err)
+			}
+		}()
+	}
+	wg.Wait()
+	if ok.Load() != n || u.calls.Load() != n {
+		t.Errorf("succeeded %d, upstream calls %d, want %d each", ok.Load(), u.calls.Load(), n)
+	}
+	p := rt.Metrics(context.Background()).ConnectionPool
+	if p.TotalAcquired-p.TotalReleased != uint64(p.ActiveConnections) || p.PeakUsage > p.MaxConnections || p.TotalAcquired != n {
+		t.Errorf("pool numbers do not add up: %+v", p)
+	}
+}
+
+func TestStopDrainsQueuedTasks(t *testing.T) {
+	u := newUpstream(t)
+	cfg := taskConfig(t, u)
+	cfg.ParallelExecution.MaxWorkers = 2
+	rt, err := deer.Start(context.Background(), cfg, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	gate := u.hold()
+	const n = 20
+	results := make(chan *messages.TaskResult, n)
+	for i := 0; i < n; i++ {
+		go func() {
+			res, err := rt.Submit(context.Background(), &messages.Task{Upstream: "up", Method: "GET", Path: "/"})
+			if err != nil {
+				t.Error(err)
+			}
+			results <- res
+		}()
+	}
+	waitFor(t, "tasks to queue", func() bool {
+		m := rt.Metrics(context.Background())
+		return m.RequestQueue.Size+m.AdvancedOptimizations.ParallelExecutor.ActiveTasks == n
+	})
+	stopped := make(chan error, 1)
+	go func() { stopped <- rt.Stop(context.Background()) }()
+	// New work is refused while draining; what was accepted finishes.
+	waitFor(t, "the router to drain", func() bool {
+		return rt.Metrics(context.Background()).AdvancedOptimizations.ParallelExecutor.Draining
+	})
+	res, err := rt.Submit(context.Background(), &messages.Task{Upstream: "up", Method: "GET", Path: "/"})
+	if err != nil || res.Err == nil || res.Err.Code != messages.CodeShuttingDown {
+		t.Errorf("a task submitted while draining: %+v, %v", res, err)
+	}
+	close(gate)
+	for i := 0; i < n; i++ {
+		if res := <-results; res.Status != messages.TaskSucceeded {
+			t.Errorf("a queued task was not finished: %+v", res.Err)
+		}
+	}
+	if err := <-stopped; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func quiet() deer.Option { return deer.WithLogger(zerolog.New(io.Discard), nil) }

@@ -1,0 +1,162 @@
+package deer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/deer-runtime/deer/actors/router"
+	"github.com/deer-runtime/deer/internal/reply"
+	"github.com/deer-runtime/deer/messages"
+)
+
+// ErrRouterDown is returned when the router is not running (deer is
+// stopping, or the router is between restarts and the caller gave up).
+var ErrRouterDown = errors.New("deer: router is not running")
+
+// Submit runs task and blocks until its terminal result or until ctx ends;
+// when ctx ends first the task is cancelled. A refused or failed task is a
+// result with Status "failed" and Err set, not an error: err is reserved
+// for the runtime itself not answering.
+func (rt *Runtime) Submit(ctx context.Context, task *messages.Task) (*messages.TaskResult, error) {
+	res, err := rt.submit(ctx, task, false)
+	if err != nil {
+		return nil, err
+	}
+	r, ok := res.(*messages.TaskResult)
+	if !ok {
+		return nil, fmt.Errorf("deer: router answered %T", res)
+	}
+	return r, nil
+}
+
+// SubmitAsync queues task and returns its id at once; TaskStatus tells how
+// it went. A refused task returns its failed result instead.
+func (rt *Runtime) SubmitAsync(ctx context.Context, task *messages.Task) (string, *messages.TaskResult, error) {
+	res, err := rt.submit(ctx, task, true)
+	if err != nil {
+		return "", nil, err
+	}
+	switch r := res.(type) {
+	case *messages.TaskAccepted:
+		return r.ID, nil, nil
+	case *messages.TaskResult:
+		return r.ID, r, nil
+	}
+	return "", nil, fmt.Errorf("deer: router answered %T", res)
+}
+
+func (rt *Runtime) submit(ctx context.Context, task *messages.Task, async bool) (any, error) {
+	routerPID := rt.Router()
+	if routerPID == nil {
+		return nil, ErrRouterDown
+	}
+	if task.ID == "" {
+		task.ID = router.NewTaskID() // known here, so a caller that gives up can cancel it
+	}
+	box := reply.New(rt.system)
+	defer box.Close()
+	rt.system.Root.Send(routerPID, &messages.SubmitTask{Task: task, ReplyTo: box.PID(), Async: async})
+	select {
+	case res := <-box.C():
+		return res, nil
+	case <-ctx.Done():
+		if !async {
+			rt.system.Root.Send(routerPID, &messages.CancelTask{ID: task.ID})
+		}
+		return nil, ctx.Err()
+	}
+}
+
+// TaskStatus asks the router where task id is.
+func (rt *Runtime) TaskStatus(ctx context.Context, id string) (*messages.TaskStatusReport, error) {
+	res, err := rt.askRouter(ctx, &messages.TaskStatusQuery{ID: id})
+	if err != nil {
+		return nil, err
+	}
+	r, ok := res.(*messages.TaskStatusReport)
+	if !ok {
+		return nil, fmt.Errorf("deer: router answered %T", res)
+	}
+	return r, nil
+}
+
+// CancelTask cancels a queued or running task.
+func (rt *Runtime) CancelTask(ctx context.Context, id string) (*messages.TaskCancelled, error) {
+	res, err := rt.askRouter(ctx, &messages.CancelTask{ID: id})
+	if err != nil {
+		return nil, err
+	}
+	r, ok := res.(*messages.TaskCancelled)
+	if !ok {
+		return nil, fmt.Errorf("deer: router answered %T", res)
+	}
+	return r, nil
+}
+
+func (rt *Runtime) askRouter(ctx context.Context, msg any) (any, error) {
+	router := rt.Router()
+	if router == nil {
+		return nil, ErrRouterDown
+	}
+	box := reply.New(rt.system)
+	defer box.Close()
+	rt.system.Root.RequestWithCustomSender(router, msg, box.PID())
+	select {
+	case res := <-box.C():
+		return res, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// ResolveModel picks the upstream for an OpenAI-style model name (SPEC §4):
+// "NAME/model" → upstream NAME with "model"; else the upstream whose models
+// list it; else default_upstream. ok is false when none matches.
+func (rt *Runtime) ResolveModel(model string) (upstream, upstreamModel string, ok bool) {
+	cfg := rt.live.Load()
+	if name, rest, found := strings.Cut(model, "/"); found {
+		if _, exists := cfg.Upstreams[name]; exists && rest != "" {
+			return name, rest, true
+		}
+	}
+	for _, name := range sortedKeys(cfg.Upstreams) {
+		for _, m := range cfg.Upstreams[name].Models {
+			if m == model {
+				return name, model, true
+			}
+		}
+	}
+	if cfg.DefaultUpstream != "" {
+		return cfg.DefaultUpstream, model, true
+	}
+	return "", "", false
+}
+
+// drainGrace bounds a drain whose context has no deadline.
+const drainGrace = 30 * time.Second
+
+// Drain stops accepting tasks and waits until the queued and running ones
+// have finished, or until ctx ends; at ctx's deadline (30 s without one) the
+// router answers what is left with shutting_down.
+func (rt *Runtime) Drain(ctx context.Context) (*messages.TasksDrained, error) {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, drainGrace)
+		defer cancel()
+		deadline, _ = ctx.Deadline()
+	}
+	// The router's clock may be a test's fake one: convert to its time.
+	res, err := rt.askRouter(ctx, &messages.DrainTasks{Deadline: rt.clock.Now().Add(time.Until(deadline))})
+	if err != nil {
+		return nil, err
+	}
+	d, ok := res.(*messages.TasksDrained)
+	if !ok {
+		return nil, fmt.Errorf("deer: router answered %T", res)
+	}
+	return d, nil
+}
