@@ -63,6 +63,7 @@ type Actor struct {
 	hasUpstream   bool
 	workerTimeout time.Duration
 	highUtil      float64
+	balance       bool // load_balancing over the upstream's endpoints
 
 	leases    *Leases
 	gen       uint64
@@ -175,6 +176,7 @@ func (a *Actor) settle(cfg *conf.Config) {
 	a.upstream, a.hasUpstream = cfg.Upstreams[a.d.Upstream]
 	a.workerTimeout = conf.Seconds(cfg.ParallelExecution.WorkerTimeout)
 	a.highUtil = cfg.Monitoring.HighUtilizationThreshold
+	a.balance = cfg.EnableAdvancedOptimization && cfg.ParallelExecution.LoadBalancing
 }
 
 // rebuild replaces the transport with one built from a.cp and warms it.
@@ -259,12 +261,32 @@ func (a *Actor) acquire(ctx actor.Context, msg *messages.AcquireConnection) {
 func (a *Actor) deliver(ctx actor.Context, granted []Lease) {
 	for _, l := range granted {
 		a.mAcquired.Inc()
+		ep := a.pickEndpoint()
+		a.leases.SetEndpoint(l.ID, ep)
 		if pid, _ := l.Req.Tag.(*actor.PID); pid != nil {
 			ctx.Send(pid, &messages.ConnectionLeased{
-				Ref: l.Req.Ref, LeaseID: l.ID, Client: a.client, Endpoint: a.upstream.BaseURL,
+				Ref: l.Req.Ref, LeaseID: l.ID, Client: a.client, Endpoint: ep,
 			})
 		}
 	}
+}
+
+// pickEndpoint chooses where the next call goes: with load balancing, the
+// endpoint with the fewest calls in flight (the first listed on a tie);
+// without, always base_url.
+func (a *Actor) pickEndpoint() string {
+	eps := a.upstream.EndpointURLs()
+	if len(eps) == 1 || !a.balance {
+		return a.upstream.BaseURL
+	}
+	load := a.leases.InFlight()
+	best := eps[0]
+	for _, ep := range eps[1:] {
+		if load[ep] < load[best] {
+			best = ep
+		}
+	}
+	return best
 }
 
 // retire closes an old transport's connections once its last lease is back.

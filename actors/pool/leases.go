@@ -20,6 +20,8 @@ type Lease struct {
 	Req   Request
 	Since time.Time // when it was granted
 	Gen   uint64    // transport generation it was granted on
+	// Endpoint is the base URL the lease's call goes to.
+	Endpoint string
 }
 
 // Leases is the lease accounting core: at most max leases are out at once;
@@ -118,6 +120,22 @@ func (l *Leases) Reclaim(now time.Time, maxAge time.Duration) (reclaimed, grante
 	}
 	sort.Slice(reclaimed, func(i, j int) bool { return reclaimed[i].ID < reclaimed[j].ID })
 	return reclaimed, l.admit(now)
+}
+
+// SetEndpoint records which endpoint lease id's call goes to.
+func (l *Leases) SetEndpoint(id uint64, endpoint string) {
+	if ls, ok := l.active[id]; ok {
+		ls.Endpoint = endpoint
+	}
+}
+
+// InFlight counts the active leases per endpoint.
+func (l *Leases) InFlight() map[string]int {
+	out := make(map[string]int, 2)
+	for _, ls := range l.active {
+		out[ls.Endpoint]++
+	}
+	return out
 }
 
 // Oldest returns when the oldest active lease was granted.

@@ -82,16 +82,23 @@ type drainDeadline struct{}
 type taskMetrics struct {
 	set      *metrics.Set
 	inFlight *metrics.Gauge
-	duration *metrics.Histogram
-	overhead *metrics.Histogram
+	duration *metrics.PrometheusHistogram
+	overhead *metrics.PrometheusHistogram
 }
+
+// Histogram buckets, in seconds: task durations span milliseconds to
+// minutes; deer's own overhead should stay in microseconds.
+var (
+	durationBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300}
+	overheadBuckets = []float64{5e-6, 1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 0.05, 0.1, 1}
+)
 
 func newTaskMetrics(set *metrics.Set) taskMetrics {
 	return taskMetrics{
 		set:      set,
 		inFlight: set.GetOrCreateGauge("deer_tasks_in_flight", nil),
-		duration: set.GetOrCreateHistogram("deer_task_duration_seconds"),
-		overhead: set.GetOrCreateHistogram("deer_overhead_seconds"),
+		duration: set.GetOrCreatePrometheusHistogramExt("deer_task_duration_seconds", durationBuckets),
+		overhead: set.GetOrCreatePrometheusHistogramExt("deer_overhead_seconds", overheadBuckets),
 	}
 }
 
