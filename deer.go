@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -42,6 +43,7 @@ type Runtime struct {
 	started  time.Time
 
 	strategies []*supervisor.Strategy
+	rtrip      http.RoundTripper
 	configMu   sync.Mutex // one configuration change at a time
 	stopping   atomic.Bool
 	stopOnce   sync.Once
@@ -57,6 +59,7 @@ type options struct {
 	set      *vm.Set
 	extra    []supervisor.ChildSpec
 	policy   *supervisor.Policy
+	rtrip    http.RoundTripper
 }
 
 // WithClock makes the runtime read time from c (tests use a fake clock).
@@ -77,6 +80,12 @@ func WithMetricsSet(set *vm.Set) Option { return func(o *options) { o.set = set 
 func WithActor(name string, props *actor.Props) Option {
 	return func(o *options) { o.extra = append(o.extra, supervisor.ChildSpec{Name: name, Props: props}) }
 }
+
+// WithRoundTripper makes every upstream's calls go through rt instead of the
+// pools' own transports (an instrumented or in-memory transport; the
+// benchmarks use a no-op one). Lease accounting and everything above it is
+// unchanged.
+func WithRoundTripper(rt http.RoundTripper) Option { return func(o *options) { o.rtrip = rt } }
 
 // WithSupervisionPolicy overrides the restart policy of every supervisor.
 func WithSupervisionPolicy(p supervisor.Policy) Option {
@@ -119,6 +128,7 @@ func Start(ctx context.Context, cfg *conf.Config, opts ...Option) (*Runtime, err
 		set:      o.set,
 		setLevel: o.setLevel,
 		started:  o.clock.Now(),
+		rtrip:    o.rtrip,
 	}
 	rt.system = actor.NewActorSystem(
 		actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {

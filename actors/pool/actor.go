@@ -26,6 +26,10 @@ type Deps struct {
 	Clock    clock.Clock
 	Log      zerolog.Logger
 	Metrics  *metrics.Set
+	// RoundTripper, when set, carries the calls instead of the pool's own
+	// transport (an embedder's instrumented or in-memory transport); lease
+	// accounting is unchanged, and no connections are warmed.
+	RoundTripper http.RoundTripper
 }
 
 // Props builds pool/UPSTREAM. Each incarnation (first start and every
@@ -193,15 +197,19 @@ func (a *Actor) rebuild() {
 	a.gen++
 	a.leases.SetGen(a.gen)
 	a.transport = newTransport(a.cp, a.hasUpstream && isHTTPS(a.upstream.EndpointURLs()), &a.dial)
+	var rt http.RoundTripper = a.transport
+	if a.d.RoundTripper != nil {
+		rt = a.d.RoundTripper
+	}
 	a.client = &http.Client{
-		Transport: a.transport,
+		Transport: rt,
 		// deer relays what the upstream answered, redirects included.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 	a.warmConns = 0
 
 	n := min(a.cp.InitialConnections, a.cp.MaxConnections)
-	if !a.hasUpstream || a.upstream.BaseURL == "" || n <= 0 {
+	if !a.hasUpstream || a.upstream.BaseURL == "" || n <= 0 || a.d.RoundTripper != nil {
 		return
 	}
 	// Bounded so that a hanging upstream cannot keep warm-up calls open.

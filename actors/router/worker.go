@@ -25,6 +25,17 @@ type Worker struct {
 
 	current string             // id of the task being executed, "" when idle
 	cancel  context.CancelFunc // cancels the current task's call
+	// jobs feeds the worker's executor goroutine. One long-lived goroutine
+	// per worker, rather than one per task, keeps its grown stack and costs
+	// no goroutine start per call.
+	jobs chan job
+}
+
+// job is one call for the executor goroutine.
+type job struct {
+	call   *call
+	ctx    context.Context
+	cancel context.CancelFunc
 }
 
 var _ actor.Actor = (*Worker)(nil)
@@ -67,11 +78,15 @@ func workerProps(name string, d Deps) *actor.Props {
 // Receive handles one message.
 func (w *Worker) Receive(ctx actor.Context) {
 	switch msg := ctx.Message().(type) {
-	case *actor.Started, *actor.Stopped:
+	case *actor.Started:
+		w.jobs = make(chan job, 1)
+		go executor(w.jobs)
+	case *actor.Stopped:
 	case *actor.Stopping, *actor.Restarting:
 		if w.cancel != nil {
 			w.cancel()
 		}
+		close(w.jobs)
 	case *runTask:
 		w.run(ctx, msg)
 	case *cancelRun:
@@ -109,7 +124,22 @@ func (w *Worker) run(ctx actor.Context, msg *runTask) {
 		task:   t,
 		now:    w.clock.Now,
 	}
-	go c.execute(runCtx, cancel)
+	select {
+	case w.jobs <- job{call: c, ctx: runCtx, cancel: cancel}:
+	default:
+		// The router gives a worker one task at a time; a second one here
+		// means its bookkeeping is wrong. Crash so supervision sees it (the
+		// task is redelivered).
+		cancel()
+		panic("worker " + w.name + " got a task while its executor is busy")
+	}
+}
+
+// executor runs the worker's calls one after the other until jobs closes.
+func executor(jobs <-chan job) {
+	for j := range jobs {
+		j.call.execute(j.ctx, j.cancel)
+	}
 }
 
 // respond answers the sender, if there is one: a reply to a plain Send would
