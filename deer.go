@@ -44,6 +44,7 @@ type Runtime struct {
 
 	strategies []*supervisor.Strategy
 	rtrip      http.RoundTripper
+	builtins   []*builtinSim
 	configMu   sync.Mutex // one configuration change at a time
 	stopping   atomic.Bool
 	stopOnce   sync.Once
@@ -137,6 +138,11 @@ func Start(ctx context.Context, cfg *conf.Config, opts ...Option) (*Runtime, err
 		actor.WithDeadLetterRequestLogging(false),
 	)
 	rt.countDeadLetters()
+	if err := rt.startBuiltins(cfg); err != nil {
+		rt.stopBuiltins(context.Background())
+		rt.system.Shutdown()
+		return nil, err
+	}
 
 	var expected []string
 	rt.root, expected = rt.spawnTree(policy, o.extra)
@@ -220,6 +226,7 @@ func (rt *Runtime) Stop(ctx context.Context) error {
 			}
 		}
 		rt.system.Shutdown()
+		rt.stopBuiltins(context.WithoutCancel(ctx))
 	})
 	return err
 }
@@ -293,12 +300,21 @@ func (rt *Runtime) apply(ctx context.Context, next *conf.Config) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, applyTimeout)
 	defer cancel()
+	msg := &messages.ApplyConfig{Config: next}
+	// The router first: it retires and spawns workers, which the broadcast
+	// below must not count as late.
+	if pid := rt.Router(); pid != nil {
+		_, _ = rt.system.Root.RequestFuture(pid, msg, applyTimeout).Result()
+	}
 	var late []string
-	for _, a := range rt.ask(ctx, &messages.ApplyConfig{Config: next}) {
+	for _, a := range rt.ask(ctx, msg) {
 		if a.entry.State != supervisor.Running {
 			continue // it reads the live configuration when it starts again
 		}
 		if ack, ok := a.reply.(*messages.ConfigApplied); !ok {
+			if now, still := rt.reg.Get(a.entry.Name); !still || now.PID.Id != a.entry.PID.Id {
+				continue // retired or replaced meanwhile: not late
+			}
 			late = append(late, a.entry.Name)
 		} else if ack.Err != "" {
 			late = append(late, a.entry.Name+": "+ack.Err)

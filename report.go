@@ -155,7 +155,14 @@ func (rt *Runtime) Health(ctx context.Context) *HealthReport {
 		rep.Actors[a.entry.Name] = actorState(a)
 	}
 	for _, c := range basicComponents {
-		rep.Components[c.key] = componentState(c, rep.Actors)
+		st := componentState(c, rep.Actors)
+		if st == messages.StateDisabled {
+			// A basic component switched off by configuration (no upstream
+			// batches) has nothing wrong with it; SPEC's states for
+			// components have no "disabled".
+			st = messages.StateHealthy
+		}
+		rep.Components[c.key] = st
 	}
 	for _, c := range advancedComponents {
 		st := componentState(c, rep.Actors)

@@ -54,7 +54,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "deerd: %s\n", listProblems(err))
+		fmt.Fprintf(stderr, "deerd: invalid configuration:\n%s", listProblems(err))
 		return 1
 	}
 	if *printCfg {
@@ -98,7 +98,7 @@ func listProblems(err error) string {
 		}
 		return s
 	}
-	return "  - " + err.Error()
+	return "  - " + err.Error() + "\n"
 }
 
 func serve(cfg *conf.Config, stderr io.Writer) int {
@@ -135,6 +135,7 @@ func serve(cfg *conf.Config, stderr io.Writer) int {
 	code := 0
 	select {
 	case <-ctx.Done():
+		stop() // a second signal now ends the process at once
 		log.Info().Msg("shutting down")
 	case err := <-served:
 		log.Error().Err(err).Msg("HTTP server stopped")

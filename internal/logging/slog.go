@@ -13,8 +13,14 @@ import (
 type SlogHandler struct {
 	log    zerolog.Logger
 	min    func() slog.Level
-	attrs  []slog.Attr
+	attrs  []prefixed // from WithAttrs, each under the groups open when it was added
 	groups []string
+}
+
+// prefixed is an attribute and the group path it was added under.
+type prefixed struct {
+	prefix string
+	attr   slog.Attr
 }
 
 var _ slog.Handler = (*SlogHandler)(nil)
@@ -38,10 +44,10 @@ func (h *SlogHandler) Handle(_ context.Context, r slog.Record) error {
 	if ev == nil {
 		return nil
 	}
-	prefix := strings.Join(h.groups, ".")
-	for _, a := range h.attrs {
-		addAttr(ev, prefix, a)
+	for _, p := range h.attrs {
+		addAttr(ev, p.prefix, p.attr)
 	}
+	prefix := strings.Join(h.groups, ".")
 	r.Attrs(func(a slog.Attr) bool {
 		addAttr(ev, prefix, a)
 		return true
@@ -53,7 +59,11 @@ func (h *SlogHandler) Handle(_ context.Context, r slog.Record) error {
 // WithAttrs returns a handler that adds attrs to every record.
 func (h *SlogHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
 	c := *h
-	c.attrs = append(append([]slog.Attr{}, h.attrs...), attrs...)
+	prefix := strings.Join(h.groups, ".")
+	c.attrs = append([]prefixed{}, h.attrs...)
+	for _, a := range attrs {
+		c.attrs = append(c.attrs, prefixed{prefix: prefix, attr: a})
+	}
 	return &c
 }
 
@@ -69,12 +79,18 @@ func (h *SlogHandler) WithGroup(name string) slog.Handler {
 
 func addAttr(ev *zerolog.Event, prefix string, a slog.Attr) {
 	a.Value = a.Value.Resolve()
+	if a.Equal(slog.Attr{}) {
+		return // slog's rule: an empty attr is ignored
+	}
 	key := a.Key
 	if prefix != "" {
 		key = prefix + "." + key
 	}
 	switch a.Value.Kind() {
 	case slog.KindGroup:
+		if a.Key == "" {
+			key = prefix // a group with no key is inlined
+		}
 		for _, g := range a.Value.Group() {
 			addAttr(ev, key, g)
 		}

@@ -1,0 +1,9 @@
+package sim
+
+import (
+	"testing"
+
+	"github.com/deer-runtime/deer/internal/leaktest"
+)
+
+func TestMain(m *testing.M) { leaktest.VerifyTestMain(m) }
