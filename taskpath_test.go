@@ -309,3 +309,38 @@ func TestStopDrainsQueuedTasks(t *testing.T) {
 }
 
 func quiet() deer.Option { return deer.WithLogger(zerolog.New(io.Discard), nil) }
+
+func TestATaskWhoseWorkerDiesIsDispatchedAgain(t *testing.T) {
+	u := newUpstream(t)
+	cfg := taskConfig(t, u)
+	cfg.ParallelExecution.MaxWorkers = 2
+	rt := start(t, cfg)
+	gate := u.hold()
+	done := make(chan *messages.TaskResult, 1)
+	go func() {
+		res, err := rt.Submit(context.Background(), &messages.Task{Upstream: "up", Method: "GET", Path: "/"})
+		if err != nil {
+			t.Error(err)
+		}
+		done <- res
+	}()
+	waitFor(t, "the task to reach the upstream", func() bool { return u.calls.Load() == 1 })
+	// Stop both workers (which one is busy is not visible from here): the
+	// router replaces them and the busy one's task runs again on a new one.
+	for _, name := range []string{"worker/1", "worker/2"} {
+		pid, ok := rt.Registry().PID(name)
+		if !ok {
+			t.Fatalf("%s not registered", name)
+		}
+		rt.System().Root.Stop(pid)
+	}
+	waitFor(t, "the task to be sent again", func() bool { return u.calls.Load() == 2 })
+	close(gate)
+	res := <-done
+	if res.Status != messages.TaskSucceeded {
+		t.Fatalf("re-dispatched task: %+v", res.Err)
+	}
+	if st := rt.Metrics(context.Background()).AdvancedOptimizations.ParallelExecutor; st.Workers != 2 {
+		t.Errorf("workers after replacement = %d, want 2", st.Workers)
+	}
+}
