@@ -180,12 +180,17 @@ func (rt *Runtime) waitReady(ctx context.Context, expected []string) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	for {
-		ok, why := rt.Ready(ctx)
+		// Registration first: Ready pings only the actors registered when
+		// it is called.
+		ok, why := true, ""
 		for _, name := range expected {
 			if _, registered := rt.reg.PID(name); !registered {
 				ok, why = false, name+" is not registered"
 				break
 			}
+		}
+		if ok {
+			ok, why = rt.Ready(ctx)
 		}
 		if ok {
 			return nil
