@@ -20,7 +20,9 @@ import (
 
 	"github.com/deer-runtime/deer/conf"
 	"github.com/deer-runtime/deer/internal/clock"
+	"github.com/deer-runtime/deer/internal/dispatch"
 	"github.com/deer-runtime/deer/internal/logging"
+	"github.com/deer-runtime/deer/internal/reply"
 	"github.com/deer-runtime/deer/messages"
 	"github.com/deer-runtime/deer/supervisor"
 )
@@ -45,6 +47,8 @@ type Runtime struct {
 	strategies []*supervisor.Strategy
 	rtrip      http.RoundTripper
 	builtins   []*builtinSim
+	dispatcher *dispatch.Pool
+	boxes      *reply.Boxes
 	configMu   sync.Mutex // one configuration change at a time
 	stopping   atomic.Bool
 	stopOnce   sync.Once
@@ -130,6 +134,8 @@ func Start(ctx context.Context, cfg *conf.Config, opts ...Option) (*Runtime, err
 		setLevel: o.setLevel,
 		started:  o.clock.Now(),
 		rtrip:    o.rtrip,
+		// Mailbox runs reuse goroutines; idle ones go after a while.
+		dispatcher: dispatch.New(300, 10*time.Second),
 	}
 	rt.system = actor.NewActorSystem(
 		actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
@@ -137,10 +143,12 @@ func Start(ctx context.Context, cfg *conf.Config, opts ...Option) (*Runtime, err
 		}),
 		actor.WithDeadLetterRequestLogging(false),
 	)
+	rt.boxes = reply.NewBoxes(rt.system)
 	rt.countDeadLetters()
 	if err := rt.startBuiltins(cfg); err != nil {
 		rt.stopBuiltins(context.Background())
 		rt.system.Shutdown()
+		rt.dispatcher.Close()
 		return nil, err
 	}
 
@@ -231,6 +239,7 @@ func (rt *Runtime) Stop(ctx context.Context) error {
 			}
 		}
 		rt.system.Shutdown()
+		rt.dispatcher.Close()
 		rt.stopBuiltins(context.WithoutCancel(ctx))
 	})
 	return err

@@ -56,13 +56,14 @@ func (rt *Runtime) submit(ctx context.Context, task *messages.Task, async bool) 
 	if task.ID == "" {
 		task.ID = router.NewTaskID() // known here, so a caller that gives up can cancel it
 	}
-	box := reply.New(rt.system)
-	defer box.Close()
+	box := rt.boxes.Get()
 	rt.system.Root.Send(routerPID, &messages.SubmitTask{Task: task, ReplyTo: box.PID(), Async: async})
 	select {
 	case res := <-box.C():
+		rt.boxes.Put(box) // the router answers a submission once
 		return res, nil
 	case <-ctx.Done():
+		box.Close() // its answer may still come: never reuse it
 		if !async {
 			rt.system.Root.Send(routerPID, &messages.CancelTask{ID: task.ID})
 		}

@@ -36,15 +36,23 @@ func (rt *Runtime) spawnTree(policy supervisor.Policy, extra []supervisor.ChildS
 		rt.strategies = append(rt.strategies, s)
 		return s
 	}
+	// Every actor's mailbox runs on the runtime's goroutine pool.
+	pooled := func(specs []supervisor.ChildSpec) []supervisor.ChildSpec {
+		for _, s := range specs {
+			s.Props.Configure(actor.WithDispatcher(rt.dispatcher))
+		}
+		return specs
+	}
 	group := func(name string, children func() []supervisor.ChildSpec) supervisor.ChildSpec {
-		return supervisor.ChildSpec{Name: name, Props: supervisor.GroupProps(name, children, newStrategy(), rt.reg, rt.log)}
+		props := supervisor.GroupProps(name, func() []supervisor.ChildSpec { return pooled(children()) }, newStrategy(), rt.reg, rt.log)
+		return supervisor.ChildSpec{Name: name, Props: props.Configure(actor.WithDispatcher(rt.dispatcher))}
 	}
 	routerStrategy := newStrategy()
 	groups := []supervisor.ChildSpec{
 		group("executor", func() []supervisor.ChildSpec {
 			return []supervisor.ChildSpec{{Name: "router", Props: router.Props(router.Deps{
 				Name: "router", Live: rt.live, Clock: rt.clock, Log: rt.log, Metrics: rt.set,
-				Registry: rt.reg, Strategy: routerStrategy,
+				Registry: rt.reg, Strategy: routerStrategy, Dispatcher: rt.dispatcher,
 			})}}
 		}),
 		group("upstreams", rt.upstreamActors),
@@ -57,10 +65,12 @@ func (rt *Runtime) spawnTree(policy supervisor.Policy, extra []supervisor.ChildS
 			return append(specs, extra...)
 		}),
 	}
-	pid, err := supervisor.SpawnRoot(rt.system.Root, "deer", func() []supervisor.ChildSpec { return groups }, newStrategy(), rt.reg, rt.log)
+	rootProps := supervisor.GroupProps("deer", func() []supervisor.ChildSpec { return groups }, newStrategy(), rt.reg, rt.log)
+	pid, err := rt.system.Root.SpawnNamed(rootProps.Configure(actor.WithDispatcher(rt.dispatcher)), "deer")
 	if err != nil {
 		panic(err) // a fresh actor system cannot already hold the name
 	}
+	rt.reg.Register("deer", "", pid)
 	// The names Start waits for: groups spawn their children asynchronously.
 	expected := []string{"deer", "router"}
 	for _, g := range groups {

@@ -22,6 +22,8 @@ import (
 // call is everything one execution needs, copied out of the worker so the
 // goroutine touches no actor state.
 type call struct {
+	box    *reply.Box // the executor's mailbox for pool answers
+	ref    uint64     // correlates this call's lease request with its answer
 	system *actor.ActorSystem
 	router *actor.PID
 	worker *actor.PID
@@ -119,19 +121,24 @@ func (c *call) acquire(ctx context.Context) (*messages.ConnectionLeased, error) 
 	if c.pool == nil {
 		return nil, fmt.Errorf("no connection pool for upstream %q", c.task.Upstream)
 	}
-	box := reply.New(c.system)
-	defer box.Close()
-	c.system.Root.Send(c.pool, &messages.AcquireConnection{Ref: 1, ReplyTo: box.PID()})
-	select {
-	case m := <-box.C():
-		lease, ok := m.(*messages.ConnectionLeased)
-		if !ok {
-			return nil, fmt.Errorf("pool answered %T", m)
+	c.system.Root.Send(c.pool, &messages.AcquireConnection{Ref: c.ref, ReplyTo: c.box.PID()})
+	for {
+		select {
+		case m := <-c.box.C():
+			lease, ok := m.(*messages.ConnectionLeased)
+			if !ok {
+				return nil, fmt.Errorf("pool answered %T", m)
+			}
+			if lease.Ref != c.ref {
+				// A grant for an earlier call that gave up waiting: the
+				// pool released it when that call cancelled.
+				continue
+			}
+			return lease, nil
+		case <-ctx.Done():
+			c.system.Root.Send(c.pool, &messages.CancelAcquire{Owner: c.box.PID(), Ref: c.ref})
+			return nil, ctx.Err()
 		}
-		return lease, nil
-	case <-ctx.Done():
-		c.system.Root.Send(c.pool, &messages.CancelAcquire{Owner: box.PID(), Ref: 1})
-		return nil, ctx.Err()
 	}
 }
 

@@ -24,6 +24,8 @@ type Deps struct {
 	Registry *supervisor.Registry
 	// Strategy supervises the workers (the router is their parent).
 	Strategy *supervisor.Strategy
+	// Dispatcher runs the workers' mailboxes; nil means protoactor's default.
+	Dispatcher actor.Dispatcher
 }
 
 // maxPingTimeout bounds how long a health-check ping waits for its answer.

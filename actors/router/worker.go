@@ -9,6 +9,7 @@ import (
 
 	"github.com/deer-runtime/deer/conf"
 	"github.com/deer-runtime/deer/internal/clock"
+	"github.com/deer-runtime/deer/internal/reply"
 	"github.com/deer-runtime/deer/messages"
 	"github.com/deer-runtime/deer/supervisor"
 )
@@ -70,9 +71,13 @@ type workerIdle struct {
 type hang struct{ release <-chan struct{} }
 
 func workerProps(name string, d Deps) *actor.Props {
+	var opts []actor.PropsOption
+	if d.Dispatcher != nil {
+		opts = append(opts, actor.WithDispatcher(d.Dispatcher))
+	}
 	return actor.PropsFromProducer(func() actor.Actor {
 		return &Worker{name: name, log: d.Log.With().Str("actor", name).Logger(), live: d.Live, reg: d.Registry, clock: d.Clock}
-	})
+	}, opts...)
 }
 
 // Receive handles one message.
@@ -80,7 +85,7 @@ func (w *Worker) Receive(ctx actor.Context) {
 	switch msg := ctx.Message().(type) {
 	case *actor.Started:
 		w.jobs = make(chan job, 1)
-		go executor(w.jobs)
+		go executor(w.jobs, reply.NewBuffered(ctx.ActorSystem(), 4))
 	case *actor.Stopped:
 	case *actor.Stopping, *actor.Restarting:
 		if w.cancel != nil {
@@ -136,8 +141,13 @@ func (w *Worker) run(ctx actor.Context, msg *runTask) {
 }
 
 // executor runs the worker's calls one after the other until jobs closes.
-func executor(jobs <-chan job) {
+// Its box receives the pool's answers for all of them, told apart by ref.
+func executor(jobs <-chan job, box *reply.Box) {
+	defer box.Close()
+	var ref uint64
 	for j := range jobs {
+		ref++
+		j.call.box, j.call.ref = box, ref
 		j.call.execute(j.ctx, j.cancel)
 	}
 }

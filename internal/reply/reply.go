@@ -3,6 +3,8 @@
 package reply
 
 import (
+	"sync"
+
 	"github.com/asynkron/protoactor-go/actor"
 )
 
@@ -17,12 +19,39 @@ type Box struct {
 
 var _ actor.Process = (*Box)(nil)
 
-// New registers a box in sys.
-func New(sys *actor.ActorSystem) *Box {
-	b := &Box{ch: make(chan any, 1), sys: sys}
+// New registers a box in sys that keeps one answer.
+func New(sys *actor.ActorSystem) *Box { return NewBuffered(sys, 1) }
+
+// NewBuffered registers a box that keeps up to n answers: for a long-lived
+// box whose owner correlates answers itself and skips stale ones.
+func NewBuffered(sys *actor.ActorSystem, n int) *Box {
+	b := &Box{ch: make(chan any, n), sys: sys}
 	b.pid, _ = sys.ProcessRegistry.Add(b, "reply$"+sys.ProcessRegistry.NextId())
 	return b
 }
+
+// Boxes recycles registered boxes: registering a process costs more than
+// the rest of a reply. Only a box whose one answer has been received may go
+// back (Put); a box abandoned before its answer must be Closed instead, or
+// the late answer would reach the next user.
+type Boxes struct {
+	sys  *actor.ActorSystem
+	pool sync.Pool
+}
+
+// NewBoxes returns a recycler for sys.
+func NewBoxes(sys *actor.ActorSystem) *Boxes { return &Boxes{sys: sys} }
+
+// Get returns an empty registered box.
+func (bs *Boxes) Get() *Box {
+	if b, ok := bs.pool.Get().(*Box); ok {
+		return b
+	}
+	return New(bs.sys)
+}
+
+// Put recycles a box whose answer was received.
+func (bs *Boxes) Put(b *Box) { bs.pool.Put(b) }
 
 // PID is where answers go: use it as ReplyTo, or as the custom sender.
 func (b *Box) PID() *actor.PID { return b.pid }
@@ -33,8 +62,8 @@ func (b *Box) C() <-chan any { return b.ch }
 // Close unregisters the box; answers sent after it are dead letters.
 func (b *Box) Close() { b.sys.ProcessRegistry.Remove(b.pid) }
 
-// SendUserMessage keeps the first answer; later ones are dropped rather
-// than block the sending actor.
+// SendUserMessage keeps the answer while there is room; beyond that answers
+// are dropped rather than block the sending actor.
 func (b *Box) SendUserMessage(_ *actor.PID, message any) {
 	_, msg, _ := actor.UnwrapEnvelope(message)
 	select {
