@@ -8,7 +8,7 @@ ADDR      ?=
 FUZZ_TARGETS := ./conf:FuzzLoadTOML ./conf:FuzzEnv ./conf:FuzzPatch ./httpapi:FuzzPostConfig \
 	./internal/sim:FuzzChat ./internal/sim:FuzzEmbeddings ./internal/sim:FuzzSearch ./internal/sim:FuzzControl
 
-.PHONY: help build run test verify fuzz clean
+.PHONY: help build run test verify fuzz compat clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -38,6 +38,9 @@ fuzz: ## run every fuzz target briefly (FUZZTIME=10s each)
 		echo "== $$name ($$pkg, $(FUZZTIME))"; \
 		$(GO) test -run='^$$' -fuzz="^$$name\$$" -fuzztime=$(FUZZTIME) $$pkg; \
 	done
+
+compat: ## the OpenAI SDK and LangChain (npm) against a real deerd; needs node and npm
+	scripts/compat/run.sh
 
 clean: ## remove build output
 	rm -rf $(BIN)
