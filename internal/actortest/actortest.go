@@ -1,0 +1,139 @@
+// Package actortest holds the helpers the actor packages' tests share: a
+// quiet actor system, spawning with a readiness round trip, a probe actor
+// that forwards to a channel, typed asks, and crash injection.
+package actortest
+
+import (
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/deer-runtime/deer/messages"
+)
+
+// Wait bounds every wait in these helpers.
+const Wait = 5 * time.Second
+
+// NewSystem returns an actor system, quiet, shut down when the test ends.
+func NewSystem(t *testing.T) *actor.ActorSystem {
+	t.Helper()
+	system := actor.NewActorSystem(
+		actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
+			return slog.New(slog.NewTextHandler(io.Discard, nil))
+		}),
+		// Each dead letter starts a goroutine living one throttle interval;
+		// keep it short so goleak does not see it outlive the tests.
+		actor.WithDeadLetterThrottleInterval(10*time.Millisecond),
+	)
+	t.Cleanup(system.Shutdown)
+	return system
+}
+
+// Spawn starts props and stops the actor when the test ends (before the
+// system shuts down: cleanups run last-in first-out).
+func Spawn(t *testing.T, system *actor.ActorSystem, props *actor.Props) *actor.PID {
+	t.Helper()
+	pid := system.Root.Spawn(props)
+	t.Cleanup(func() { _ = system.Root.StopFuture(pid).Wait() })
+	// Started is processed asynchronously; a round trip makes sure it ran
+	// with the configuration the test started with.
+	if _, err := system.Root.RequestFuture(pid, &messages.Ping{}, Wait).Result(); err != nil {
+		t.Fatalf("spawned actor does not answer: %v", err)
+	}
+	return pid
+}
+
+// Probe is an actor that forwards every user message it gets to a channel.
+func Probe(t *testing.T, system *actor.ActorSystem) (*actor.PID, chan any) {
+	ch := make(chan any, 256)
+	pid := system.Root.Spawn(actor.PropsFromFunc(func(c actor.Context) {
+		switch c.Message().(type) {
+		case *actor.Started, *actor.Stopping, *actor.Stopped, *actor.Restarting:
+			return
+		}
+		ch <- c.Message()
+	}))
+	t.Cleanup(func() { _ = system.Root.StopFuture(pid).Wait() })
+	return pid, ch
+}
+
+// Ask sends msg and returns the answer as a T, failing the test otherwise.
+func Ask[T any](t *testing.T, system *actor.ActorSystem, pid *actor.PID, msg any) T {
+	t.Helper()
+	res, err := system.Root.RequestFuture(pid, msg, Wait).Result()
+	if err != nil {
+		t.Fatalf("%T: %v", msg, err)
+	}
+	out, ok := res.(T)
+	if !ok {
+		t.Fatalf("%T answered %T", msg, res)
+	}
+	return out
+}
+
+// Eventually polls cond until it holds or the deadline passes.
+func Eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(Wait)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out Waiting for %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// Recv returns the next message on ch as a T, failing the test otherwise.
+func Recv[T any](t *testing.T, ch chan any) T {
+	t.Helper()
+	select {
+	case m := <-ch:
+		out, ok := m.(T)
+		if !ok {
+			t.Fatalf("got %T, want %T", m, *new(T))
+		}
+		return out
+	case <-time.After(Wait):
+		t.Fatalf("no %T within %v", *new(T), Wait)
+	}
+	panic("unreachable")
+}
+
+type marker struct{}
+
+// Drain returns what reached the probe before a marker sent now: anything
+// an actor sent the probe before answering our last request is included.
+func Drain(t *testing.T, system *actor.ActorSystem, pid *actor.PID, ch chan any) []any {
+	t.Helper()
+	system.Root.Send(pid, &marker{})
+	var got []any
+	for {
+		select {
+		case m := <-ch:
+			if _, ok := m.(*marker); ok {
+				return got
+			}
+			got = append(got, m)
+		case <-time.After(Wait):
+			t.Fatal("probe marker lost")
+		}
+	}
+}
+
+// PanicNow makes an actor built with Panicky crash, so that tests see a
+// supervisor restart it.
+type PanicNow struct{}
+
+func Panicky(props *actor.Props) *actor.Props {
+	return props.Configure(actor.WithReceiverMiddleware(func(next actor.ReceiverFunc) actor.ReceiverFunc {
+		return func(c actor.ReceiverContext, env *actor.MessageEnvelope) {
+			if _, ok := env.Message.(*PanicNow); ok {
+				panic("injected by test")
+			}
+			next(c, env)
+		}
+	}))
+}
