@@ -3,10 +3,16 @@ package deer_test
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/rs/zerolog"
 
 	"github.com/deer-runtime/deer"
 	"github.com/deer-runtime/deer/conf"
+	"github.com/deer-runtime/deer/messages"
 )
 
 // ExampleStart runs the actor system and its supervision tree without HTTP,
@@ -36,4 +42,77 @@ func ExampleStart() {
 	// Output:
 	// status: healthy
 	// max_workers: 20
+}
+
+// ExampleRuntime_Submit sends one call through the task path to an upstream
+// and waits for its result.
+func ExampleRuntime_Submit() {
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"you_sent":%q}`, r.URL.Path)
+	}))
+	defer upstream.Close()
+	dir, _ := os.MkdirTemp("", "deer-example-")
+	defer os.RemoveAll(dir)
+
+	cfg := conf.Default()
+	cfg.Cache.L3Path = dir
+	cfg.Monitoring.DetailedLogging = false
+	cfg.Upstreams = map[string]conf.Upstream{"search": conf.NewUpstream(upstream.URL)}
+
+	ctx := context.Background()
+	rt, err := deer.Start(ctx, cfg, deer.WithLogger(zerolog.Nop(), nil))
+	if err != nil {
+		fmt.Println("start:", err)
+		return
+	}
+	defer rt.Stop(ctx)
+
+	res, err := rt.Submit(ctx, &messages.Task{Upstream: "search", Method: "POST", Path: "/search",
+		Body: []byte(`{"query":"deer"}`), Priority: 0})
+	if err != nil {
+		fmt.Println("submit:", err)
+		return
+	}
+	fmt.Println(res.Status, res.UpstreamStatus, string(res.Body))
+	// Output:
+	// succeeded 200 {"you_sent":"/search"}
+}
+
+// ExampleRuntime_Router shows an actor submitting a task by message: it
+// sends *messages.SubmitTask to the router and gets *messages.TaskResult.
+func ExampleRuntime_Router() {
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, `{"ok":true}`)
+	}))
+	defer upstream.Close()
+	dir, _ := os.MkdirTemp("", "deer-example-")
+	defer os.RemoveAll(dir)
+	cfg := conf.Default()
+	cfg.Cache.L3Path = dir
+	cfg.Monitoring.DetailedLogging = false
+	cfg.Upstreams = map[string]conf.Upstream{"api": conf.NewUpstream(upstream.URL)}
+
+	ctx := context.Background()
+	rt, err := deer.Start(ctx, cfg, deer.WithLogger(zerolog.Nop(), nil))
+	if err != nil {
+		fmt.Println("start:", err)
+		return
+	}
+	defer rt.Stop(ctx)
+
+	results := make(chan *messages.TaskResult, 1)
+	agent := rt.System().Root.Spawn(actor.PropsFromFunc(func(c actor.Context) {
+		switch m := c.Message().(type) {
+		case string: // "go": submit a task, answer to ourselves
+			c.Request(rt.Router(), &messages.SubmitTask{Task: &messages.Task{Upstream: "api", Method: "GET", Path: "/status"}})
+		case *messages.TaskResult:
+			results <- m
+		}
+	}))
+	rt.System().Root.Send(agent, "go")
+	res := <-results
+	fmt.Println(res.Status, string(res.Body))
+	// Output:
+	// succeeded {"ok":true}
 }
