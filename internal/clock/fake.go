@@ -70,6 +70,8 @@ func (c *Fake) removeLocked(t *fakeTimer) {
 }
 
 // Advance moves the clock forward by d and fires the timers that fall due.
+// Call it from one goroutine at a time: two concurrent Advances may overlap
+// rather than add up.
 func (c *Fake) Advance(d time.Duration) {
 	c.mu.Lock()
 	target := c.now.Add(d)

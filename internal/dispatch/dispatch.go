@@ -22,7 +22,8 @@ type Pool struct {
 	idle       time.Duration
 	work       chan func() // unbuffered: a send succeeds only to a waiting goroutine
 	quit       chan struct{}
-	closeOnce  sync.Once
+	mu         sync.Mutex // orders running.Add against Close's Wait
+	closed     bool
 	running    sync.WaitGroup
 }
 
@@ -38,10 +39,20 @@ func New(throughput int, idle time.Duration) *Pool {
 func (p *Pool) Schedule(fn func()) {
 	select {
 	case p.work <- fn:
+		return
 	default:
-		p.running.Add(1)
-		go p.loop(fn)
 	}
+	p.mu.Lock()
+	closed := p.closed
+	if !closed {
+		p.running.Add(1)
+	}
+	p.mu.Unlock()
+	if closed {
+		go fn() // after Close: run it, keep no goroutine
+		return
+	}
+	go p.loop(fn)
 }
 
 // Throughput is the number of messages a mailbox processes per run.
@@ -69,6 +80,11 @@ func (p *Pool) loop(fn func()) {
 // mailbox to finish it. Work scheduled after Close still runs, on goroutines
 // that exit when done.
 func (p *Pool) Close() {
-	p.closeOnce.Do(func() { close(p.quit) })
+	p.mu.Lock()
+	if !p.closed {
+		p.closed = true
+		close(p.quit)
+	}
+	p.mu.Unlock()
 	p.running.Wait()
 }

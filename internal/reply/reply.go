@@ -4,6 +4,7 @@ package reply
 
 import (
 	"sync"
+	"sync/atomic"
 
 	"github.com/asynkron/protoactor-go/actor"
 )
@@ -12,9 +13,10 @@ import (
 // a channel. Unlike a protoactor future it needs no timer and no goroutine,
 // and the caller can wait on it together with its context. Close it when done.
 type Box struct {
-	ch  chan any
-	pid *actor.PID
-	sys *actor.ActorSystem
+	ch     chan any
+	pid    *actor.PID
+	sys    *actor.ActorSystem
+	closed atomic.Bool // set by Close: a sender holding a cached PID still reaches us
 }
 
 var _ actor.Process = (*Box)(nil)
@@ -60,11 +62,20 @@ func (b *Box) PID() *actor.PID { return b.pid }
 func (b *Box) C() <-chan any { return b.ch }
 
 // Close unregisters the box; answers sent after it are dead letters.
-func (b *Box) Close() { b.sys.ProcessRegistry.Remove(b.pid) }
+func (b *Box) Close() {
+	b.closed.Store(true)
+	b.sys.ProcessRegistry.Remove(b.pid)
+}
 
 // SendUserMessage keeps the answer while there is room; beyond that answers
 // are dropped rather than block the sending actor.
-func (b *Box) SendUserMessage(_ *actor.PID, message any) {
+func (b *Box) SendUserMessage(pid *actor.PID, message any) {
+	if b.closed.Load() {
+		// A sender's PID caches the process it resolved: after Close it
+		// still lands here. Count it where late answers belong.
+		b.sys.DeadLetter.SendUserMessage(pid, message)
+		return
+	}
 	_, msg, _ := actor.UnwrapEnvelope(message)
 	select {
 	case b.ch <- msg:
