@@ -34,6 +34,7 @@ func benchRuntime(b *testing.B) *deer.Runtime {
 	cfg.ConnectionPool.InitialConnections = 0
 	cfg.ParallelExecution.MaxWorkers = 64
 	cfg.ParallelExecution.QueueSize = 100000
+	unlimited(cfg)
 	cfg.Upstreams = map[string]conf.Upstream{"noop": {BaseURL: "http://noop.invalid", Cache: "auto", Timeout: 60}}
 	return start(b, cfg, deer.WithRoundTripper(noopTransport{}))
 }

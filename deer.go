@@ -18,6 +18,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/rs/zerolog"
 
+	"github.com/deer-runtime/deer/actors/breaker"
 	"github.com/deer-runtime/deer/conf"
 	"github.com/deer-runtime/deer/internal/clock"
 	"github.com/deer-runtime/deer/internal/dispatch"
@@ -49,7 +50,8 @@ type Runtime struct {
 	builtins   []*builtinSim
 	dispatcher *dispatch.Pool
 	boxes      *reply.Boxes
-	configMu   sync.Mutex // one configuration change at a time
+	board      *breaker.Board // the breakers' states, read by workers
+	configMu   sync.Mutex     // one configuration change at a time
 	stopping   atomic.Bool
 	stopOnce   sync.Once
 }
@@ -136,6 +138,7 @@ func Start(ctx context.Context, cfg *conf.Config, opts ...Option) (*Runtime, err
 		rtrip:    o.rtrip,
 		// Mailbox runs reuse goroutines; idle ones go after a while.
 		dispatcher: dispatch.New(300, 10*time.Second),
+		board:      breaker.NewBoard(),
 	}
 	rt.system = actor.NewActorSystem(
 		actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {

@@ -67,6 +67,7 @@ func (u *upstream) arrivals() []string {
 func taskConfig(t testing.TB, u *upstream) *conf.Config {
 	cfg := testConfig(t)
 	cfg.ConnectionPool.InitialConnections = 0
+	unlimited(cfg)
 	cfg.Upstreams = map[string]conf.Upstream{"up": {BaseURL: u.srv.URL, Cache: "auto", Timeout: 60, APIKeyEnv: "DEER_TEST_UP_KEY"}}
 	return cfg
 }
@@ -343,4 +344,11 @@ func TestATaskWhoseWorkerDiesIsDispatchedAgain(t *testing.T) {
 	if st := rt.Metrics(context.Background()).AdvancedOptimizations.ParallelExecutor; st.Workers != 2 {
 		t.Errorf("workers after replacement = %d, want 2", st.Workers)
 	}
+}
+
+// unlimited lifts the rate limiter out of the way of tests about something
+// else: the defaults (10 requests/s, sized for LLM providers) would pace
+// them, and on a fake clock the bucket would never refill.
+func unlimited(cfg *conf.Config) {
+	cfg.RateLimit.InitialRate, cfg.RateLimit.MaxRate, cfg.RateLimit.BurstAllowance = 100000, 100000, 100000
 }

@@ -3,7 +3,6 @@ package deer
 import (
 	"context"
 	"fmt"
-	"net/url"
 	"slices"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -52,7 +51,7 @@ func (rt *Runtime) spawnTree(policy supervisor.Policy, extra []supervisor.ChildS
 		group("executor", func() []supervisor.ChildSpec {
 			return []supervisor.ChildSpec{{Name: "router", Props: router.Props(router.Deps{
 				Name: "router", Live: rt.live, Clock: rt.clock, Log: rt.log, Metrics: rt.set,
-				Registry: rt.reg, Strategy: routerStrategy, Dispatcher: rt.dispatcher,
+				Registry: rt.reg, Strategy: routerStrategy, Dispatcher: rt.dispatcher, Board: rt.board,
 			})}}
 		}),
 		group("upstreams", rt.upstreamActors),
@@ -106,27 +105,16 @@ func (rt *Runtime) upstreamActors() []supervisor.ChildSpec {
 				Name: "batch/" + name, Upstream: name, Live: rt.live, Clock: rt.clock, Log: rt.log, Metrics: rt.set,
 			})},
 		)
-		for i, ep := range up.EndpointURLs() {
-			bname := "breaker/" + name + "/" + endpointName(ep, i)
+		eps := up.EndpointURLs()
+		for i, ep := range eps {
+			bname := breaker.ActorName(name, eps, i)
 			specs = append(specs, supervisor.ChildSpec{Name: bname, Props: breaker.Props(breaker.Deps{
 				Name: bname, Upstream: name, Endpoint: ep, Live: rt.live, Clock: rt.clock, Log: rt.log, Metrics: rt.set,
+				Board: rt.board,
 			})})
 		}
 	}
 	return specs
-}
-
-// endpointName is an endpoint's part of a breaker's name: its host[:port],
-// which reads well in /health; the index disambiguates two endpoints on one host.
-func endpointName(raw string, index int) string {
-	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" {
-		return fmt.Sprintf("endpoint-%d", index)
-	}
-	if index == 0 {
-		return u.Host
-	}
-	return fmt.Sprintf("%s#%d", u.Host, index)
 }
 
 func (rt *Runtime) cacheActors() []supervisor.ChildSpec {

@@ -42,6 +42,9 @@ func simConfig(t testing.TB, url string) *conf.Config {
 	cfg.Cache.L3Path = t.TempDir()
 	cfg.ConnectionPool.InitialConnections = 1
 	cfg.ErrorRecovery.MaxRetries = 0
+	// The limiter's defaults (10 requests/s) would pace these tests, and on
+	// the harness's fake clock its bucket never refills.
+	cfg.RateLimit.InitialRate, cfg.RateLimit.MaxRate, cfg.RateLimit.BurstAllowance = 100000, 100000, 100000
 	up := conf.NewUpstream(url)
 	up.Models = []string{"sim-model", "sim-embed"}
 	cfg.Upstreams = map[string]conf.Upstream{"sim": up}

@@ -14,6 +14,10 @@ import (
 type AcquireConnection struct {
 	Ref     uint64     // caller's correlation id, echoed in ConnectionLeased
 	ReplyTo *actor.PID // optional; defaults to the sender
+	// Endpoints, when set, are the upstream endpoints the call may go to
+	// (the ones whose breaker lets calls through); the lease goes to the one
+	// with the fewest calls in flight. Empty: any endpoint.
+	Endpoints []string
 }
 
 // ConnectionLeased grants a lease: use Client for exactly one upstream call,

@@ -63,19 +63,21 @@ type CacheTierStats struct {
 
 // LimiterStats is one upstream's rate limiter.
 type LimiterStats struct {
-	Upstream    string  `json:"upstream"`
-	Enabled     bool    `json:"enabled"`
-	CurrentRate float64 `json:"current_rate"` // requests/s
-	MinRate     float64 `json:"min_rate"`
-	MaxRate     float64 `json:"max_rate"`
-	Burst       int     `json:"burst_allowance"`
-	Tokens      float64 `json:"tokens"` // tokens in the bucket now
-	Granted     uint64  `json:"granted"`
-	Waiting     int     `json:"waiting"`    // callers queued for a token
-	Throttles   uint64  `json:"throttles"`  // 429/503/overload signals observed
-	Increases   uint64  `json:"increases"`  // rate raised (demand, config)
-	Decreases   uint64  `json:"decreases"`  // rate lowered (throttles, config)
-	PausedFor   float64 `json:"paused_for"` // seconds left of a Retry-After pause
+	Upstream       string  `json:"upstream"`
+	Enabled        bool    `json:"enabled"`
+	CurrentRate    float64 `json:"current_rate"` // requests/s
+	MinRate        float64 `json:"min_rate"`
+	MaxRate        float64 `json:"max_rate"`
+	Burst          int     `json:"burst_allowance"`
+	Tokens         float64 `json:"tokens"` // tokens in the bucket now
+	Granted        uint64  `json:"granted"`
+	Waiting        int     `json:"waiting"`         // callers queued for a token
+	Throttles      uint64  `json:"throttles"`       // 429/503/overload signals observed
+	Increases      uint64  `json:"increases"`       // rate raised (demand, config)
+	Decreases      uint64  `json:"decreases"`       // rate lowered (throttles, config)
+	PausedFor      float64 `json:"paused_for"`      // seconds left of a Retry-After pause
+	Retries        uint64  `json:"retries"`         // retries granted from the budget
+	RetriesRefused uint64  `json:"retries_refused"` // retries refused: budget spent
 }
 
 // BreakerStats is one upstream endpoint's circuit breaker.

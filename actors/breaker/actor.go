@@ -24,6 +24,10 @@ type Deps struct {
 	Clock    clock.Clock
 	Log      zerolog.Logger
 	Metrics  *metrics.Set
+	// Board, when set, is where the breaker publishes its state for workers
+	// to read without asking (see Board): at start, and whenever its state,
+	// generation or OpenUntil changes. nil: none.
+	Board *Board
 }
 
 // Props builds breaker/UPSTREAM/ENDPOINT. The props carry the breaker's
@@ -56,6 +60,8 @@ type Actor struct {
 	b       *Breaker
 	enabled bool // enable_advanced_optimization: off allows every call
 	shown   State
+	posted  Entry // last entry set on the board
+	hasPost bool
 
 	timer    clock.Timer
 	timerGen uint64
@@ -74,7 +80,7 @@ func (a *Actor) Receive(ctx actor.Context) {
 	case *actor.Started:
 		a.start(ctx)
 	case *messages.CheckBreaker:
-		a.check(ctx)
+		a.check(ctx, msg)
 	case *messages.ReportResult:
 		a.report(msg)
 	case *tick:
@@ -142,17 +148,25 @@ func (a *Actor) start(ctx actor.Context) {
 	a.settle()
 }
 
-func (a *Actor) check(ctx actor.Context) {
+func (a *Actor) check(ctx actor.Context, msg *messages.CheckBreaker) {
+	to := msg.ReplyTo
+	if to == nil {
+		to = ctx.Sender()
+	}
 	var v Verdict
 	if a.enabled {
+		// Even without anyone to answer: a probe slot taken by a caller
+		// that cannot hear the verdict is freed by the lost-probe timeout.
 		v = a.b.Allow(a.d.Clock.Now())
 		a.settle()
 	} else {
 		v = Verdict{Allowed: true, Gen: a.b.Gen(), State: a.b.State()}
 	}
-	if ctx.Sender() != nil {
-		ctx.Respond(&messages.BreakerVerdict{Allowed: v.Allowed, Generation: v.Gen, State: v.State.String(), RetryIn: v.RetryIn})
+	if to == nil {
+		a.log.Debug().Uint64("id", msg.ID).Msg("CheckBreaker without sender or reply-to")
+		return
 	}
+	ctx.Send(to, &messages.BreakerVerdict{ID: msg.ID, Allowed: v.Allowed, Generation: v.Gen, State: v.State.String(), RetryIn: v.RetryIn})
 }
 
 func (a *Actor) report(msg *messages.ReportResult) {
@@ -171,9 +185,10 @@ func (a *Actor) report(msg *messages.ReportResult) {
 	a.settle()
 }
 
-// settle publishes a state change (metric, one log line, an event) and
-// keeps one timer set at the breaker's next deadline.
+// settle publishes a state change (metric, one log line, an event, the
+// board entry) and keeps one timer set at the breaker's next deadline.
 func (a *Actor) settle() {
+	a.post()
 	st := a.b.State()
 	a.mState.Set(float64(st))
 	if st != a.shown {
@@ -202,6 +217,24 @@ func (a *Actor) settle() {
 	gen, system, self := a.timerGen, a.system, a.self
 	a.timerDue = due
 	a.timer = a.d.Clock.AfterFunc(due.Sub(a.d.Clock.Now()), func() { system.Root.Send(self, &tick{gen: gen}) })
+}
+
+// post sets the breaker's entry on the board when it differs from the last
+// one set: every transition, generation change (a lost or neutral probe)
+// and probe grant (OpenUntil moves) is seen by workers.
+func (a *Actor) post() {
+	if a.d.Board == nil {
+		return
+	}
+	e := Entry{
+		Upstream: a.d.Upstream, Endpoint: a.d.Endpoint, Actor: a.d.Name,
+		State: a.b.State(), Generation: a.b.Gen(), OpenUntil: a.b.OpenUntil(),
+	}
+	if a.hasPost && e.same(&a.posted) {
+		return
+	}
+	a.posted, a.hasPost = e, true
+	a.d.Board.Set(e)
 }
 
 // stopTimer cancels the timer; a tick already sent is dropped by gen.
@@ -234,8 +267,11 @@ func (a *Actor) status() *messages.StatusReport {
 		r.State, r.Detail = messages.StateDisabled, "enable_advanced_optimization is false"
 	case a.b.State() == Open:
 		r.State = messages.StateDegraded
-		r.Detail = fmt.Sprintf("circuit open after %d consecutive failures; probe in %s",
-			a.b.Failures(), a.b.RetryIn(a.d.Clock.Now()).Round(time.Millisecond))
+		cause := fmt.Sprintf("after %d consecutive failures", a.b.Failures())
+		if a.b.ReopenedByProbe() {
+			cause = "again: the half_open probe failed"
+		}
+		r.Detail = fmt.Sprintf("circuit open %s; probe in %s", cause, a.b.RetryIn(a.d.Clock.Now()).Round(time.Millisecond))
 	case a.b.State() == HalfOpen:
 		r.State, r.Detail = messages.StateDegraded, "circuit half_open: probing the endpoint"
 	}

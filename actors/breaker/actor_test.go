@@ -3,6 +3,8 @@ package breaker
 import (
 	"bytes"
 	"context"
+	"io"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -44,6 +46,7 @@ type fixture struct {
 	set    *metrics.Set
 	logs   *syncBuffer
 	events chan *messages.BreakerStateChanged
+	board  *Board
 }
 
 // testConfig: threshold 3, timeout 10s.
@@ -66,6 +69,7 @@ func start(t *testing.T, cfg *conf.Config) *fixture {
 		set:    metrics.NewSet(),
 		logs:   &syncBuffer{},
 		events: make(chan *messages.BreakerStateChanged, 16),
+		board:  NewBoard(),
 	}
 	sub := f.system.EventStream.Subscribe(func(evt any) {
 		if e, ok := evt.(*messages.BreakerStateChanged); ok {
@@ -75,7 +79,7 @@ func start(t *testing.T, cfg *conf.Config) *fixture {
 	t.Cleanup(func() { f.system.EventStream.Unsubscribe(sub) })
 	f.pid = spawn(t, f.system, panicky(Props(Deps{
 		Name: "breaker/sim/0", Upstream: "sim", Endpoint: endpoint, Live: f.live, Clock: f.clock,
-		Log: zerolog.New(f.logs), Metrics: f.set,
+		Log: zerolog.New(f.logs), Metrics: f.set, Board: f.board,
 	})))
 	return f
 }
@@ -322,4 +326,121 @@ func TestRestartKeepsOpenState(t *testing.T) {
 		t.Fatalf("after restart %+v", v)
 	}
 	f.timers(t, 7*time.Second) // the old incarnation's timer is gone, the new one set
+}
+
+// onBoard: after the breaker has processed what was sent to it, its board
+// entry is state, gen, OpenUntil t0+until (until < 0: zero).
+func (f *fixture) onBoard(t *testing.T, state State, gen uint64, until time.Duration) {
+	t.Helper()
+	f.stats(t) // a round trip: ticks and reports sent before are processed
+	e, ok := f.board.Get("sim", endpoint)
+	want := Entry{Upstream: "sim", Endpoint: endpoint, Actor: "breaker/sim/0", State: state, Generation: gen}
+	if until >= 0 {
+		want.OpenUntil = t0.Add(until)
+	}
+	if !ok || !e.same(&want) {
+		t.Fatalf("board entry %+v (%v), want %+v", e, ok, want)
+	}
+}
+
+func TestBoardFollowsTransitions(t *testing.T) {
+	f := start(t, testConfig(nil))
+	f.onBoard(t, Closed, 0, -1) // set at start
+	f.failN(t, 2)
+	f.onBoard(t, Closed, 0, -1)
+	f.failN(t, 1)
+	f.onBoard(t, Open, 1, 10*s)
+	if _, _, ok := f.board.Route(t0.Add(9*s), "sim", []string{endpoint}); ok {
+		t.Fatal("the board routes to an open breaker before its timeout")
+	}
+
+	f.clock.Advance(10 * s) // the timer: half_open, no probe out
+	f.onBoard(t, HalfOpen, 2, -1)
+	if ep, probe, ok := f.board.Route(f.clock.Now(), "sim", []string{endpoint}); ep != endpoint || !probe || !ok {
+		t.Fatalf("Route in half_open: %q probe %v ok %v", ep, probe, ok)
+	}
+	probe := f.check(t)
+	if !probe.Allowed || probe.Generation != 2 {
+		t.Fatalf("probe %+v", probe)
+	}
+	// The entry is set before the verdict is sent: whoever hears of the
+	// probe (granted or refused) finds it taken on the board.
+	if _, _, ok := f.board.Route(f.clock.Now(), "sim", []string{endpoint}); ok {
+		t.Fatal("the board offers a second probe")
+	}
+	if v := f.check(t); v.Allowed {
+		t.Fatalf("second probe granted %+v", v)
+	}
+	f.onBoard(t, HalfOpen, 2, 20*s) // the probe is out: others wait
+
+	f.clock.Advance(10 * s) // the probe's caller never reported
+	f.onBoard(t, HalfOpen, 3, -1)
+	f.report(probe.Generation, true, 0) // its late answer is ignored
+	f.onBoard(t, HalfOpen, 3, -1)
+	again := f.check(t)
+	if !again.Allowed || again.Generation != 3 {
+		t.Fatalf("second probe %+v", again)
+	}
+	f.onBoard(t, HalfOpen, 3, 30*s)
+	f.clock.Advance(s)
+	f.report(again.Generation, false, 0) // reopens for another timeout
+	f.onBoard(t, Open, 4, 31*s)
+	if s := f.status(t); !strings.Contains(s.Detail, "probe failed") {
+		t.Fatalf("status %+v", s)
+	}
+
+	f.clock.Advance(10 * s)
+	f.onBoard(t, HalfOpen, 5, -1)
+	last := f.check(t)
+	f.system.Root.Send(f.pid, &messages.ReportResult{Generation: last.Generation, Neutral: true}) // a 429: slot freed
+	f.onBoard(t, HalfOpen, 6, -1)
+	last = f.check(t)
+	f.report(last.Generation, true, 0)
+	f.onBoard(t, Closed, 7, -1)
+	if ep, probe, ok := f.board.Route(f.clock.Now(), "sim", []string{endpoint}); ep != endpoint || probe || !ok {
+		t.Fatalf("Route after closing: %q probe %v ok %v", ep, probe, ok)
+	}
+}
+
+func TestBoardAcrossRestartAndConfig(t *testing.T) {
+	f := start(t, testConfig(nil))
+	f.failN(t, 3)
+	f.onBoard(t, Open, 1, 10*s)
+	f.apply(t, testConfig(func(c *conf.Config) { c.ErrorRecovery.CircuitBreakerTimeout = 30 }))
+	f.onBoard(t, Open, 1, 30*s) // a new timeout moves OpenUntil
+	f.system.Root.Send(f.pid, &panicNow{})
+	f.onBoard(t, Open, 1, 30*s) // the restored state, set again at start
+	f.apply(t, testConfig(func(c *conf.Config) { c.EnableAdvancedOptimization = false }))
+	f.onBoard(t, Closed, 2, -1) // off: every call goes
+}
+
+func TestCheckBreakerReplyTo(t *testing.T) {
+	f := start(t, testConfig(nil))
+	to, ch := probe(t, f.system)
+	f.system.Root.Send(f.pid, &messages.CheckBreaker{ID: 42, ReplyTo: to})
+	if v := recv[*messages.BreakerVerdict](t, ch); v.ID != 42 || !v.Allowed || v.State != "closed" {
+		t.Fatalf("verdict %+v", v)
+	}
+	if v := f.check(t); v.ID != 0 || !v.Allowed {
+		t.Fatalf("verdict to the sender %+v", v)
+	}
+}
+
+// BenchmarkCheckBreaker is the exchange a worker would make per call
+// without the board (a RequestFuture round trip), for comparison with
+// BenchmarkBoardRoute.
+func BenchmarkCheckBreaker(b *testing.B) {
+	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
+		return slog.New(slog.NewTextHandler(io.Discard, nil))
+	}))
+	b.Cleanup(system.Shutdown)
+	pid := system.Root.Spawn(Props(Deps{Name: "breaker/sim/0", Upstream: "sim", Endpoint: endpoint, Log: zerolog.Nop()}))
+	b.Cleanup(func() { _ = system.Root.StopFuture(pid).Wait() })
+	b.ReportAllocs()
+	for b.Loop() {
+		res, err := system.Root.RequestFuture(pid, &messages.CheckBreaker{}, wait).Result()
+		if err != nil || !res.(*messages.BreakerVerdict).Allowed {
+			b.Fatal(res, err)
+		}
+	}
 }

@@ -48,6 +48,7 @@ type Breaker struct {
 	retryAfter time.Duration // Retry-After given with the failure that opened it
 	probing    bool          // half_open: the probe is out
 	probeAt    time.Time
+	reprobe    bool // the last opening came from a failed probe
 
 	opens uint64
 }
@@ -93,6 +94,18 @@ func (b *Breaker) Deadline() (time.Time, bool) {
 	return time.Time{}, false
 }
 
+// OpenUntil is when a probe may go out next, as a Board publishes it: the
+// Deadline, or the zero time when there is none (closed: calls go; half_open
+// with no probe out: a probe may go now).
+func (b *Breaker) OpenUntil() time.Time {
+	t, _ := b.Deadline()
+	return t
+}
+
+// ReopenedByProbe reports whether the last opening came from a failed
+// half_open probe rather than from consecutive failures in closed.
+func (b *Breaker) ReopenedByProbe() bool { return b.reprobe }
+
 // Advance applies what time alone does (see Deadline).
 func (b *Breaker) Advance(now time.Time) {
 	switch {
@@ -112,7 +125,11 @@ func (b *Breaker) enter(s State) {
 }
 
 // Allow says whether a call may go out now. In half_open exactly one call —
-// the probe — is allowed until its result is recorded.
+// the probe — is allowed until its result is recorded. A probe whose caller
+// never reports (it crashed) does not wedge the breaker: once
+// circuit_breaker_timeout has passed since it went out, the next call is
+// the new probe, and the lost one's late result is ignored (its generation
+// is over). A neutral result (429) frees the slot at once.
 func (b *Breaker) Allow(now time.Time) Verdict {
 	b.Advance(now)
 	v := Verdict{Gen: b.gen, State: b.state}
@@ -166,13 +183,13 @@ func (b *Breaker) RecordFailure(now time.Time, gen uint64, retryAfter time.Durat
 	case Closed:
 		b.failures++
 		if b.failures >= b.threshold {
-			b.open(now, retryAfter)
+			b.open(now, retryAfter, false)
 		}
 	case HalfOpen:
 		if !b.probing {
 			return false
 		}
-		b.open(now, retryAfter)
+		b.open(now, retryAfter, true)
 	default:
 		return false
 	}
@@ -191,11 +208,11 @@ func (b *Breaker) RecordNeutral(now time.Time, gen uint64) bool {
 	return true
 }
 
-func (b *Breaker) open(now time.Time, retryAfter time.Duration) {
+func (b *Breaker) open(now time.Time, retryAfter time.Duration, byProbe bool) {
 	failures := b.failures
 	b.enter(Open)
 	b.failures = failures // kept for status: what opened it
-	b.openedAt, b.retryAfter = now, retryAfter
+	b.openedAt, b.retryAfter, b.reprobe = now, retryAfter, byProbe
 	b.opens++
 }
 
@@ -204,7 +221,7 @@ func (b *Breaker) open(now time.Time, retryAfter time.Duration) {
 func (b *Breaker) SetThreshold(now time.Time, n int) {
 	b.threshold = max(1, n)
 	if b.state == Closed && b.failures >= b.threshold {
-		b.open(now, 0)
+		b.open(now, 0, false)
 	}
 }
 

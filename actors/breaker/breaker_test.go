@@ -104,6 +104,34 @@ func TestBreakerSteps(t *testing.T) {
 			{at: 19 * s, op: "allow", counted: false, state: HalfOpen},
 			{at: 20 * s, op: "allow", counted: true, state: HalfOpen},
 		},
+		"a lost probe's late result is ignored": {
+			{op: "threshold", arg: 1, state: Closed},
+			{op: "fail", gen: cur, counted: true, state: Open},                // gen 1
+			{at: 10 * s, op: "allow", counted: true, state: HalfOpen},         // probe A, gen 2
+			{at: 20 * s, op: "allow", counted: true, state: HalfOpen},         // A presumed lost: probe B, gen 3
+			{at: 20 * s, op: "allow", counted: false, state: HalfOpen},        // still one at a time
+			{at: 21 * s, op: "fail", gen: 2, counted: false, state: HalfOpen}, // A's late failure
+			{at: 21 * s, op: "ok", gen: 2, counted: false, state: HalfOpen},   // or success
+			{at: 22 * s, op: "ok", gen: cur, counted: true, state: Closed},    // B decides
+		},
+		"429 neither resets nor counts; a success resets": {
+			{op: "fail", gen: cur, counted: true, state: Closed},
+			{op: "neutral", gen: cur, counted: false, state: Closed},
+			{op: "fail", gen: cur, counted: true, state: Closed},
+			{op: "ok", gen: cur, counted: true, state: Closed},
+			{op: "fail", gen: cur, counted: true, state: Closed},
+			{op: "neutral", gen: cur, counted: false, state: Closed},
+			{op: "fail", gen: cur, counted: true, state: Closed},
+			{op: "fail", gen: cur, counted: true, state: Open},
+		},
+		"a failed probe's Retry-After holds it open longer": {
+			{op: "threshold", arg: 1, state: Closed},
+			{op: "fail", gen: cur, counted: true, state: Open},
+			{at: 10 * s, op: "allow", counted: true, state: HalfOpen},
+			{at: 10 * s, op: "fail", gen: cur, arg: 25 * s, counted: true, state: Open},
+			{at: 34 * s, op: "allow", counted: false, state: Open},
+			{at: 35 * s, op: "allow", counted: true, state: HalfOpen},
+		},
 		"a lower threshold opens at once": {
 			{op: "fail", gen: cur, counted: true, state: Closed},
 			{op: "fail", gen: cur, counted: true, state: Closed},
@@ -190,5 +218,42 @@ func TestVerdictAndDeadlines(t *testing.T) {
 	probe := b.Allow(t0.Add(12 * s))
 	if d, ok := b.Deadline(); !ok || !d.Equal(t0.Add(22*s)) || !probe.Allowed || probe.Gen != 2 {
 		t.Fatalf("probe %+v deadline %v %v, want t0+22s", probe, d, ok)
+	}
+}
+
+// OpenUntil is what the board publishes: when a probe may go next.
+func TestOpenUntil(t *testing.T) {
+	b := New(1, 10*s)
+	until := func(want time.Time) {
+		t.Helper()
+		if got := b.OpenUntil(); !got.Equal(want) {
+			t.Fatalf("%v: OpenUntil %v, want %v", b.State(), got, want)
+		}
+	}
+	until(time.Time{}) // closed
+	b.RecordFailure(t0, b.Allow(t0).Gen, 0)
+	until(t0.Add(10 * s))
+	if b.ReopenedByProbe() {
+		t.Fatal("opened by failures in closed, reported as by a probe")
+	}
+	b.Advance(t0.Add(10 * s))
+	until(time.Time{}) // half_open, no probe out: now
+	probe := b.Allow(t0.Add(11 * s))
+	until(t0.Add(21 * s)) // the probe is out until then
+	b.RecordFailure(t0.Add(12*s), probe.Gen, 40*s)
+	until(t0.Add(52 * s)) // reopened, held by Retry-After
+	if !b.ReopenedByProbe() {
+		t.Fatal("reopened by the probe, not reported")
+	}
+}
+
+// The core's cost, for docs/benchmarks.md (the actor adds a mailbox round
+// trip; the board avoids both for calls through a closed breaker).
+func BenchmarkBreakerAllow(b *testing.B) {
+	br := New(5, 10*s)
+	b.ReportAllocs()
+	for b.Loop() {
+		v := br.Allow(t0)
+		br.RecordSuccess(t0, v.Gen)
 	}
 }

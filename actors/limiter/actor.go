@@ -29,10 +29,12 @@ type Deps struct {
 // memo is what one incarnation hands the next across a restart (SPEC §6:
 // the learned rate survives a crash, and so do the callers waiting).
 type memo struct {
-	bucket  Bucket
-	waiting waitQueue
-	seq     uint64
-	granted uint64
+	bucket           Bucket
+	budget           Budget
+	waiting          waitQueue
+	seq              uint64
+	granted          uint64
+	retries, refused uint64
 }
 
 // Props builds limiter/UPSTREAM. The props carry the limiter's memo, so an
@@ -61,11 +63,13 @@ type Actor struct {
 	system *actor.ActorSystem
 	self   *actor.PID
 
-	bucket  *Bucket
-	enabled bool // enable_advanced_optimization: off grants every request at once
-	waiting waitQueue
-	seq     uint64
-	granted uint64
+	bucket           *Bucket
+	budget           *Budget
+	enabled          bool // enable_advanced_optimization: off grants every request at once, refuses every retry
+	waiting          waitQueue
+	seq              uint64
+	granted          uint64
+	retries, refused uint64 // retries let in, refused by the budget
 
 	timer    clock.Timer
 	timerGen uint64
@@ -73,6 +77,7 @@ type Actor struct {
 
 	mRate, mWaiting      *metrics.Gauge
 	mGranted, mThrottled *metrics.Counter
+	mRetries, mRefused   *metrics.Counter
 }
 
 // tick wakes the limiter when the head waiter's tokens are due; gen drops
@@ -104,6 +109,10 @@ func (a *Actor) Receive(ctx actor.Context) {
 	case *messages.StatsQuery:
 		if ctx.Sender() != nil {
 			ctx.Respond(&messages.StatsReport{Actor: a.d.Name, Stats: a.stats()})
+		}
+	case *messages.RetryBudgetQuery:
+		if ctx.Sender() != nil {
+			ctx.Respond(a.budgetReport())
 		}
 	case *messages.ApplyConfig:
 		reply := &messages.ConfigApplied{Actor: a.d.Name}
@@ -139,18 +148,22 @@ func (a *Actor) start(ctx actor.Context) {
 	a.mWaiting = a.d.Metrics.GetOrCreateGauge("deer_ratelimit_waiting"+up, nil)
 	a.mGranted = a.d.Metrics.GetOrCreateCounter("deer_ratelimit_granted_total" + up)
 	a.mThrottled = a.d.Metrics.GetOrCreateCounter("deer_ratelimit_throttled_total" + up)
+	a.mRetries = a.d.Metrics.GetOrCreateCounter("deer_retries_total" + up)
+	a.mRefused = a.d.Metrics.GetOrCreateCounter("deer_retry_budget_refused_total" + up)
 
 	cfg, now := a.d.Live.Load(), a.d.Clock.Now()
 	a.enabled = cfg.EnableAdvancedOptimization
 	settings := SettingsFrom(cfg.RateLimit)
 	if m := a.saved.Swap(nil); m != nil {
-		b := m.bucket
-		a.bucket = &b
+		b, bg := m.bucket, m.budget
+		a.bucket, a.budget = &b, &bg
 		a.waiting, a.seq, a.granted = m.waiting, m.seq, m.granted
+		a.retries, a.refused = m.retries, m.refused
 		a.logChange(a.bucket.Configure(now, settings))
+		a.budget.SetWindow(now, settings.Window)
 		a.log.Info().Float64("rate", a.bucket.Rate()).Int("waiting", a.waiting.Len()).Msg("rate limiter resumed")
 	} else {
-		a.bucket = NewBucket(now, settings)
+		a.bucket, a.budget = NewBucket(now, settings), NewBudget(settings.Window)
 	}
 	a.drain(ctx)
 }
@@ -161,7 +174,7 @@ func (a *Actor) save(withWaiters bool) {
 	if a.bucket == nil {
 		return
 	}
-	m := &memo{bucket: *a.bucket, seq: a.seq, granted: a.granted}
+	m := &memo{bucket: *a.bucket, budget: *a.budget, seq: a.seq, granted: a.granted, retries: a.retries, refused: a.refused}
 	if withWaiters {
 		m.waiting = a.waiting
 	}
@@ -178,7 +191,23 @@ func (a *Actor) acquire(ctx actor.Context, msg *messages.AcquireToken) {
 		return
 	}
 	n := max(msg.Count, 1)
-	if !a.enabled || (a.waiting.Len() == 0 && a.bucket.Allow(a.d.Clock.Now(), n)) {
+	now := a.d.Clock.Now()
+	switch {
+	case !msg.Retry:
+		a.budget.Request(now, n)
+	case !a.enabled:
+		ctx.Send(to, &messages.RetryRefused{ID: msg.ID, Reason: messages.RetryRecoveryDisabled})
+		return
+	case !a.budget.Retry(now, n):
+		a.refused += uint64(n)
+		a.mRefused.Add(n)
+		ctx.Send(to, &messages.RetryRefused{ID: msg.ID, Reason: messages.RetryBudgetExhausted})
+		return
+	default:
+		a.retries += uint64(n)
+		a.mRetries.Add(n)
+	}
+	if !a.enabled || (a.waiting.Len() == 0 && a.bucket.Allow(now, n)) {
 		a.grant(ctx, to, msg.ID, n)
 		return
 	}
@@ -250,7 +279,15 @@ func (a *Actor) logChange(c Change, changed bool) {
 		return
 	}
 	a.mRate.Set(c.To)
-	a.log.Info().Float64("from", c.From).Float64("to", c.To).Str("reason", c.Reason).Msg("rate adjusted")
+	ev := a.log.Info()
+	switch c.Reason {
+	case "throttled", "recover", "probe", "demand":
+		// The adaptation moves the rate several times a second while it
+		// probes the capacity: detail for debugging, not for the log at
+		// large (deer_ratelimit_rate and _throttled_total tell the story).
+		ev = a.log.Debug()
+	}
+	ev.Float64("from", c.From).Float64("to", c.To).Str("reason", c.Reason).Msg("rate adjusted")
 }
 
 func (a *Actor) apply(ctx actor.Context, cfg *conf.Config) {
@@ -259,7 +296,9 @@ func (a *Actor) apply(ctx actor.Context, cfg *conf.Config) {
 		a.log.Info().Bool("enabled", a.enabled).Msg("rate limiter switched by enable_advanced_optimization")
 	}
 	if s := SettingsFrom(cfg.RateLimit); s != a.bucket.Settings() {
-		a.logChange(a.bucket.Configure(a.d.Clock.Now(), s))
+		now := a.d.Clock.Now()
+		a.logChange(a.bucket.Configure(now, s))
+		a.budget.SetWindow(now, s.Window)
 	}
 	a.drain(ctx) // disabled: everyone waiting goes now; otherwise the due time may have moved
 }
@@ -285,20 +324,36 @@ func (a *Actor) stats() *messages.LimiterStats {
 		paused = until.Sub(now).Seconds()
 	}
 	return &messages.LimiterStats{
-		Upstream:    a.d.Upstream,
-		Enabled:     a.enabled,
-		CurrentRate: a.bucket.Rate(),
-		MinRate:     s.MinRate,
-		MaxRate:     s.MaxRate,
-		Burst:       s.Burst,
-		Tokens:      a.bucket.Tokens(now),
-		Granted:     a.granted,
-		Waiting:     a.waiting.Len(),
-		Throttles:   bs.Throttles,
-		Increases:   bs.Increases,
-		Decreases:   bs.Decreases,
-		PausedFor:   paused,
+		Upstream:       a.d.Upstream,
+		Enabled:        a.enabled,
+		CurrentRate:    a.bucket.Rate(),
+		MinRate:        s.MinRate,
+		MaxRate:        s.MaxRate,
+		Burst:          s.Burst,
+		Tokens:         a.bucket.Tokens(now),
+		Granted:        a.granted,
+		Waiting:        a.waiting.Len(),
+		Throttles:      bs.Throttles,
+		Increases:      bs.Increases,
+		Decreases:      bs.Decreases,
+		PausedFor:      paused,
+		Retries:        a.retries,
+		RetriesRefused: a.refused,
 	}
+}
+
+func (a *Actor) budgetReport() *messages.RetryBudgetReport {
+	now := a.d.Clock.Now()
+	requests, retries := a.budget.Counts(now)
+	r := &messages.RetryBudgetReport{
+		Upstream: a.d.Upstream, Window: a.budget.Window().Seconds(),
+		Requests: requests, Retries: retries, Available: a.budget.Available(now),
+		RetriesTotal: a.retries, RetriesRefused: a.refused,
+	}
+	if !a.enabled {
+		r.Available = 0
+	}
+	return r
 }
 
 var labelEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)

@@ -3,6 +3,7 @@ package limiter
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -356,5 +357,151 @@ func TestRestartKeepsRateAndWaiters(t *testing.T) {
 	f.clock.Advance(200 * time.Millisecond)
 	if got := recv[*messages.TokenGranted](t, f.ch); got.ID != 2 {
 		t.Fatalf("granted %+v", got)
+	}
+}
+
+func (f *fixture) retry(id uint64) {
+	f.system.Root.Send(f.pid, &messages.AcquireToken{ID: id, ReplyTo: f.probe, Retry: true})
+}
+
+func (f *fixture) budget(t *testing.T) *messages.RetryBudgetReport {
+	t.Helper()
+	return ask[*messages.RetryBudgetReport](t, f.system, f.pid, &messages.RetryBudgetQuery{})
+}
+
+// answers returns what the probe got so far, as "g<id>" for a grant and
+// "r<id>:<reason>" for a refusal, in order.
+func (f *fixture) answers(t *testing.T) []string {
+	t.Helper()
+	f.stats(t) // everything sent before is processed
+	var out []string
+	for _, m := range drain(t, f.system, f.probe, f.ch) {
+		switch m := m.(type) {
+		case *messages.TokenGranted:
+			out = append(out, fmt.Sprintf("g%d", m.ID))
+		case *messages.RetryRefused:
+			out = append(out, fmt.Sprintf("r%d:%s", m.ID, m.Reason))
+		default:
+			t.Fatalf("probe got %T", m)
+		}
+	}
+	return out
+}
+
+func TestRetryBudget(t *testing.T) {
+	// A deep bucket, so that only the budget says no.
+	f := start(t, testConfig(func(c *conf.Config) { c.RateLimit.BurstAllowance = 50; c.RateLimit.InitialRate = 100 }))
+	for id := uint64(1); id <= 11; id++ {
+		f.retry(id)
+	}
+	got := f.answers(t)
+	want := []string{"g1", "g2", "g3", "g4", "g5", "g6", "g7", "g8", "g9", "g10", "r11:retry budget exhausted"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Fatalf("answers %v, want the floor of 10 retries, then a refusal", got)
+	}
+	// Five first attempts buy one more retry (20%).
+	for id := uint64(21); id <= 25; id++ {
+		f.acquire(id, 1)
+	}
+	f.retry(26)
+	f.retry(27)
+	if got := strings.Join(f.answers(t), " "); got != "g21 g22 g23 g24 g25 g26 r27:retry budget exhausted" {
+		t.Fatalf("answers %v", got)
+	}
+	if b := f.budget(t); *b != (messages.RetryBudgetReport{Upstream: "sim", Window: 60, Requests: 5, Retries: 11,
+		Available: 0, RetriesTotal: 11, RetriesRefused: 2}) {
+		t.Fatalf("budget %+v", b)
+	}
+	var prom bytes.Buffer
+	f.set.WritePrometheus(&prom)
+	for _, line := range []string{`deer_retries_total{upstream="sim"} 11`, `deer_retry_budget_refused_total{upstream="sim"} 2`} {
+		if !strings.Contains(prom.String(), line) {
+			t.Fatalf("no %q in metrics:\n%s", line, prom.String())
+		}
+	}
+	// A window later the spent retries have left it.
+	f.clock.Advance(60 * time.Second)
+	f.retry(30)
+	if got := strings.Join(f.answers(t), " "); got != "g30" {
+		t.Fatalf("answers %v a window later", got)
+	}
+	if b := f.budget(t); b.Requests != 0 || b.Retries != 1 || b.Available != 9 {
+		t.Fatalf("budget a window later %+v", b)
+	}
+}
+
+func TestRetryWaitsForTokensLikeARequest(t *testing.T) {
+	f := start(t, testConfig(func(c *conf.Config) { c.RateLimit.BurstAllowance = 1 }))
+	f.acquire(1, 0)
+	f.retry(2)
+	if got := strings.Join(f.answers(t), " "); got != "g1" {
+		t.Fatalf("answers %v", got)
+	}
+	f.waitTimer(t)
+	f.clock.Advance(100 * time.Millisecond)
+	if got := recv[*messages.TokenGranted](t, f.ch); got.ID != 2 {
+		t.Fatalf("granted %+v", got)
+	}
+	// A cancelled retry keeps its share of the budget spent.
+	f.acquire(3, 0)
+	f.retry(4)
+	f.system.Root.Send(f.pid, &messages.CancelToken{ID: 4})
+	if b := f.budget(t); b.Retries != 2 || b.RetriesTotal != 2 || b.Requests != 2 {
+		t.Fatalf("budget %+v", b)
+	}
+}
+
+func TestRetriesRefusedWithRecoveryOff(t *testing.T) {
+	f := start(t, testConfig(func(c *conf.Config) { c.EnableAdvancedOptimization = false }))
+	f.retry(1)
+	f.acquire(2, 0)
+	f.retry(3)
+	if got := strings.Join(f.answers(t), " "); got != "r1:error recovery disabled g2 r3:error recovery disabled" {
+		t.Fatalf("answers %v", got)
+	}
+	if b := f.budget(t); b.RetriesRefused != 0 || b.RetriesTotal != 0 || b.Available != 0 || b.Requests != 1 {
+		t.Fatalf("budget %+v", b)
+	}
+	// Switched on live: retries go again, within the budget.
+	f.apply(t, testConfig(nil))
+	f.retry(4)
+	if got := strings.Join(f.answers(t), " "); got != "g4" {
+		t.Fatalf("answers %v after switching on", got)
+	}
+}
+
+func TestRestartKeepsRetryBudget(t *testing.T) {
+	f := start(t, testConfig(func(c *conf.Config) { c.RateLimit.BurstAllowance = 50; c.RateLimit.InitialRate = 100 }))
+	for id := uint64(1); id <= 11; id++ {
+		f.retry(id)
+	}
+	f.answers(t)
+	f.system.Root.Send(f.pid, &panicNow{})
+	if b := f.budget(t); b.Retries != 10 || b.Available != 0 || b.RetriesTotal != 10 || b.RetriesRefused != 1 {
+		t.Fatalf("budget after restart %+v", b)
+	}
+	f.retry(12)
+	if got := strings.Join(f.answers(t), " "); got != "r12:retry budget exhausted" {
+		t.Fatalf("answers after restart %v", got)
+	}
+}
+
+func TestWindowSizeResizesTheRetryBudget(t *testing.T) {
+	f := start(t, testConfig(func(c *conf.Config) { c.RateLimit.BurstAllowance = 50; c.RateLimit.InitialRate = 100 }))
+	for id := uint64(1); id <= 10; id++ {
+		f.retry(id)
+	}
+	f.answers(t)
+	f.apply(t, testConfig(func(c *conf.Config) {
+		c.RateLimit.BurstAllowance = 50
+		c.RateLimit.InitialRate = 100
+		c.RateLimit.WindowSize = 10
+	}))
+	if b := f.budget(t); b.Window != 10 || b.Retries != 10 || b.Available != 0 {
+		t.Fatalf("budget %+v", b)
+	}
+	f.clock.Advance(10 * time.Second)
+	if b := f.budget(t); b.Retries != 0 || b.Available != 10 {
+		t.Fatalf("budget 10s later %+v", b)
 	}
 }

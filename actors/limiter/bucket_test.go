@@ -12,14 +12,14 @@ func at(d time.Duration) time.Time { return t0.Add(d) }
 
 const ms, s = time.Millisecond, time.Second
 
-// base: rate 10/s between 1 and 100, factor 2, window 60s (step 6s), depth 5.
+// base: rate 10/s between 1 and 100, factor 2, window 60s, depth 5.
 var base = Settings{InitialRate: 10, MinRate: 1, MaxRate: 100, AdaptationFactor: 2, Window: 60 * s, Burst: 5}
 
 // step is one operation on a bucket and what must follow.
 type step struct {
 	at   time.Duration
-	op   string // allow, wait, observe, configure, setrate
-	n    int
+	op   string // allow, demand, wait, observe, configure, setrate, seed, ceiling
+	n    int    // allow: tokens; seed: accepted calls recorded
 	out  Outcome
 	set  Settings
 	rate float64 // for setrate
@@ -27,8 +27,14 @@ type step struct {
 	wantOK   bool          // allow: granted; observe/configure/setrate: rate changed
 	wantWait time.Duration // wait
 	wantRate float64
+	wantCeil float64 // ceiling: the ceiling (0: none)
 }
 
+// Ops beyond the Bucket's methods:
+//   - demand: take every token, then be refused one (a caller waits);
+//   - seed: record n accepted calls in the measuring window, without the
+//     adaptation an Observe would run (to set up the estimate);
+//   - ceiling: check the ceiling.
 func run(t *testing.T, steps []step) {
 	t.Helper()
 	b := NewBucket(t0, base)
@@ -38,6 +44,9 @@ func run(t *testing.T, steps []step) {
 		switch st.op {
 		case "allow":
 			ok = b.Allow(now, st.n)
+		case "demand":
+			for b.Allow(now, 1) {
+			}
 		case "wait":
 			if w := b.Wait(now, st.n); w != st.wantWait {
 				t.Fatalf("step %d (%s at %v): wait %v, want %v", i, st.op, st.at, w, st.wantWait)
@@ -49,13 +58,23 @@ func run(t *testing.T, steps []step) {
 			_, ok = b.Configure(now, st.set)
 		case "setrate":
 			_, ok = b.SetRate(now, st.rate)
+		case "seed":
+			for range st.n {
+				b.accepted.add(now)
+			}
+			ok = st.wantOK
+		case "ceiling":
+			if c := b.Ceiling(); math.Abs(c-st.wantCeil) > 1e-9 {
+				t.Fatalf("step %d (%s at %v): ceiling %v, want %v", i, st.op, st.at, c, st.wantCeil)
+			}
+			ok = st.wantOK
 		default:
 			t.Fatalf("unknown op %q", st.op)
 		}
 		if ok != st.wantOK {
 			t.Fatalf("step %d (%s at %v): ok %v, want %v", i, st.op, st.at, ok, st.wantOK)
 		}
-		if r := b.Rate(); r != st.wantRate {
+		if r := b.Rate(); math.Abs(r-st.wantRate) > 1e-9 {
 			t.Fatalf("step %d (%s at %v): rate %v, want %v", i, st.op, st.at, r, st.wantRate)
 		}
 	}
@@ -84,55 +103,150 @@ func TestBucketSteps(t *testing.T) {
 			{op: "allow", n: 50, wantOK: true, wantRate: 10},
 			{op: "wait", n: 50, wantWait: 500 * ms, wantRate: 10},
 		},
-		"throttles divide the rate once per cooldown, not below min": {
+		// No caller waited: no estimate of the capacity, so each cut is by
+		// the factor and the ceiling is where it lands.
+		"throttles cut by the factor once per cooldown, not below min": {
 			{op: "observe", out: ok429, wantOK: true, wantRate: 5},
-			{at: 500 * ms, op: "observe", out: busy503, wantOK: false, wantRate: 5},
+			{op: "ceiling", wantCeil: 5, wantRate: 5},
+			{at: 999 * ms, op: "observe", out: busy503, wantOK: false, wantRate: 5},
 			{at: 1 * s, op: "observe", out: Outcome{Status: 500, Overload: true}, wantOK: true, wantRate: 2.5},
 			{at: 2 * s, op: "observe", out: ok429, wantOK: true, wantRate: 1.25},
 			{at: 3 * s, op: "observe", out: ok429, wantOK: true, wantRate: 1},
 			{at: 4 * s, op: "observe", out: ok429, wantOK: false, wantRate: 1},
-			{at: 4 * s, op: "observe", out: Outcome{Status: 500}, wantOK: false, wantRate: 1}, // a plain 500 is no rate signal
+			{at: 5 * s, op: "observe", out: Outcome{Status: 500}, wantOK: false, wantRate: 1}, // a plain 500 is no rate signal
 		},
-		"retry-after pauses grants even with tokens": {
+		"retry-after pauses grants, keeps at most one token and earns none": {
 			{op: "observe", out: Outcome{Status: 429, RetryAfter: 3 * s}, wantOK: true, wantRate: 5},
 			{op: "wait", n: 1, wantWait: 3 * s, wantRate: 5},
+			{op: "wait", n: 2, wantWait: 3*s + 200*ms, wantRate: 5}, // one token kept, the next earned after the pause
 			{at: 2999 * ms, op: "allow", n: 1, wantOK: false, wantRate: 5},
 			{at: 3 * s, op: "allow", n: 1, wantOK: true, wantRate: 5},
+			{at: 3 * s, op: "allow", n: 1, wantOK: false, wantRate: 5},
+			{at: 3200 * ms, op: "allow", n: 1, wantOK: true, wantRate: 5},
 		},
-		"demand and success raise the rate once per step, not above max": {
-			{op: "allow", n: 5, wantOK: true, wantRate: 10},
-			{op: "allow", n: 1, wantOK: false, wantRate: 10}, // demand above the rate at t0
-			{at: 5 * s, op: "observe", out: ok200, wantOK: false, wantRate: 10},
-			{at: 6 * s, op: "observe", out: ok200, wantOK: true, wantRate: 20},
-			{at: 7 * s, op: "observe", out: ok200, wantOK: false, wantRate: 20},  // step not over
-			{at: 13 * s, op: "observe", out: ok200, wantOK: false, wantRate: 20}, // demand is 13s old
-			{at: 13 * s, op: "allow", n: 5, wantOK: true, wantRate: 20},
-			{at: 13 * s, op: "allow", n: 1, wantOK: false, wantRate: 20},
-			{at: 14 * s, op: "observe", out: Outcome{Status: 404}, wantOK: true, wantRate: 40}, // accepted, if not ok
-			{at: 20 * s, op: "allow", n: 5, wantOK: true, wantRate: 40},
-			{at: 20 * s, op: "allow", n: 1, wantOK: false, wantRate: 40},
-			{at: 20 * s, op: "observe", out: ok200, wantOK: true, wantRate: 80},
-			{at: 26 * s, op: "allow", n: 5, wantOK: true, wantRate: 80},
-			{at: 26 * s, op: "allow", n: 1, wantOK: false, wantRate: 80},
-			{at: 26 * s, op: "observe", out: ok200, wantOK: true, wantRate: 100},
-			{at: 32 * s, op: "allow", n: 5, wantOK: true, wantRate: 100},
-			{at: 32 * s, op: "allow", n: 1, wantOK: false, wantRate: 100},
-			{at: 32 * s, op: "observe", out: ok200, wantOK: false, wantRate: 100},
+		"demand and success raise the rate by the factor once per step, not above max": {
+			{op: "demand", wantRate: 10},
+			{at: 249 * ms, op: "observe", out: ok200, wantOK: false, wantRate: 10}, // step not over
+			{at: 250 * ms, op: "observe", out: ok200, wantOK: true, wantRate: 20},
+			{at: 400 * ms, op: "observe", out: ok200, wantOK: false, wantRate: 20}, // step not over
+			{at: 600 * ms, op: "observe", out: ok200, wantOK: false, wantRate: 20}, // demand is 600ms old
+			{at: 600 * ms, op: "demand", wantRate: 20},
+			{at: 600 * ms, op: "observe", out: Outcome{Status: 404}, wantOK: true, wantRate: 40}, // accepted, if not ok
+			{at: 850 * ms, op: "demand", wantRate: 40},
+			{at: 850 * ms, op: "observe", out: ok200, wantOK: true, wantRate: 80},
+			{at: 1100 * ms, op: "demand", wantRate: 80},
+			{at: 1100 * ms, op: "observe", out: ok200, wantOK: true, wantRate: 100},
+			{at: 1350 * ms, op: "demand", wantRate: 100},
+			{at: 1350 * ms, op: "observe", out: ok200, wantOK: false, wantRate: 100},
 		},
-		"no increase within the window of a throttle": {
-			{op: "observe", out: ok429, wantOK: true, wantRate: 5},
-			{at: 30 * s, op: "allow", n: 5, wantOK: true, wantRate: 5},
-			{at: 30 * s, op: "allow", n: 1, wantOK: false, wantRate: 5},
-			{at: 30 * s, op: "observe", out: ok200, wantOK: false, wantRate: 5},
-			{at: 59 * s, op: "allow", n: 5, wantOK: true, wantRate: 5},
-			{at: 59 * s, op: "allow", n: 1, wantOK: false, wantRate: 5},
-			{at: 59 * s, op: "observe", out: ok200, wantOK: false, wantRate: 5},
-			{at: 60 * s, op: "observe", out: ok200, wantOK: true, wantRate: 10},
+		// With callers waiting and 27 calls accepted in the 900ms the
+		// window covers at 1s, the estimate is 30/s.
+		"a cut lands on the accepted rate": {
+			{op: "setrate", rate: 80, wantOK: true, wantRate: 80},
+			{op: "demand", wantRate: 80},
+			{at: 500 * ms, op: "seed", n: 27, wantRate: 80},
+			{at: 1 * s, op: "observe", out: ok429, wantOK: true, wantRate: 30},
+			{at: 1 * s, op: "ceiling", wantCeil: 30, wantRate: 30},
+		},
+		"a cut is at most the factor squared": {
+			{op: "setrate", rate: 80, wantOK: true, wantRate: 80},
+			{op: "demand", wantRate: 80},
+			{at: 500 * ms, op: "seed", n: 10, wantRate: 80}, // 11.1/s
+			{at: 1 * s, op: "observe", out: ok429, wantOK: true, wantRate: 20},
+			{at: 1 * s, op: "ceiling", wantCeil: 20, wantRate: 20},
+		},
+		"no estimate when no caller waited": {
+			{op: "setrate", rate: 80, wantOK: true, wantRate: 80},
+			{at: 500 * ms, op: "seed", n: 27, wantRate: 80},
+			{at: 1 * s, op: "observe", out: ok429, wantOK: true, wantRate: 40},
+			{at: 1 * s, op: "ceiling", wantCeil: 40, wantRate: 40},
+		},
+		"no estimate from fewer than 10 calls": {
+			{op: "setrate", rate: 80, wantOK: true, wantRate: 80},
+			{op: "demand", wantRate: 80},
+			{at: 500 * ms, op: "seed", n: 9, wantRate: 80},
+			{at: 1 * s, op: "observe", out: ok429, wantOK: true, wantRate: 40},
+			{at: 1 * s, op: "ceiling", wantCeil: 40, wantRate: 40},
+		},
+		// Factor 1.2 here. Throttled at 55 with 50/s accepted: the ceiling
+		// is 50, the cut goes a factor below the rate, to 45.83.
+		"recover, hold, probe, clear the ceiling": {
+			{op: "configure", set: with(func(s *Settings) { s.AdaptationFactor = 1.2 }), wantRate: 10},
+			{op: "setrate", rate: 55, wantOK: true, wantRate: 55},
+			{op: "demand", wantRate: 55},
+			{at: 500 * ms, op: "seed", n: 45, wantRate: 55}, // 50/s at 1s
+			{at: 1 * s, op: "observe", out: ok429, wantOK: true, wantRate: 55 / 1.2},
+			{at: 1 * s, op: "ceiling", wantCeil: 50, wantRate: 55 / 1.2},
+			{at: 1 * s, op: "demand", wantRate: 55 / 1.2},
+			{at: 1009 * ms, op: "observe", out: ok200, wantOK: false, wantRate: 55 / 1.2}, // RecoverStep not over
+			{at: 1010 * ms, op: "observe", out: ok200, wantOK: true, wantRate: 50},        // back to the ceiling
+			// Hold for ProbeCalls/ceiling = 1s at the ceiling.
+			{at: 1900 * ms, op: "demand", wantRate: 50},
+			{at: 2009 * ms, op: "observe", out: ok200, wantOK: false, wantRate: 50},
+			{at: 2010 * ms, op: "observe", out: ok200, wantOK: true, wantRate: 50.5}, // probe +1%
+			{at: 2260 * ms, op: "demand", wantRate: 50.5},
+			{at: 2260 * ms, op: "observe", out: ok200, wantOK: true, wantRate: 51}, // +1%
+			{at: 2510 * ms, op: "demand", wantRate: 51},
+			{at: 2510 * ms, op: "observe", out: ok200, wantOK: true, wantRate: 51.5}, // +1%
+			{at: 2760 * ms, op: "demand", wantRate: 51.5},
+			{at: 2760 * ms, op: "observe", out: ok200, wantOK: true, wantRate: 52}, // +1%
+			{at: 3010 * ms, op: "demand", wantRate: 52},
+			{at: 3010 * ms, op: "observe", out: ok200, wantOK: true, wantRate: 53}, // +2%
+			{at: 3260 * ms, op: "demand", wantRate: 53},
+			{at: 3260 * ms, op: "observe", out: ok200, wantOK: true, wantRate: 55}, // +4%
+			{at: 3510 * ms, op: "demand", wantRate: 55},
+			{at: 3510 * ms, op: "observe", out: ok200, wantOK: true, wantRate: 59}, // +8%: 18% above
+			{at: 3510 * ms, op: "ceiling", wantCeil: 50, wantRate: 59},
+			{at: 3760 * ms, op: "demand", wantRate: 59},
+			{at: 3760 * ms, op: "observe", out: ok200, wantOK: true, wantRate: 67}, // +16%: past 50*1.2
+			{at: 3760 * ms, op: "ceiling", wantCeil: 0, wantRate: 67},              // forgotten
+			{at: 4010 * ms, op: "demand", wantRate: 67},
+			{at: 4010 * ms, op: "observe", out: ok200, wantOK: true, wantRate: 67 * 1.2}, // multiplicative again
+		},
+		// Factor 1.2; ceiling 50 learned at 1s as above, rate back at it.
+		"a throttle while probing keeps the ceiling; one at it lowers it": {
+			{op: "configure", set: with(func(s *Settings) { s.AdaptationFactor = 1.2 }), wantRate: 10},
+			{op: "setrate", rate: 55, wantOK: true, wantRate: 55},
+			{op: "demand", wantRate: 55},
+			{at: 500 * ms, op: "seed", n: 45, wantRate: 55},
+			{at: 1 * s, op: "observe", out: ok429, wantOK: true, wantRate: 55 / 1.2},
+			{at: 1 * s, op: "demand", wantRate: 55 / 1.2},
+			{at: 1010 * ms, op: "observe", out: ok200, wantOK: true, wantRate: 50},
+			{at: 1900 * ms, op: "demand", wantRate: 50},
+			{at: 2010 * ms, op: "observe", out: ok200, wantOK: true, wantRate: 50.5},
+			// No estimate (the seeded calls left the window): the probe's
+			// 429 keeps the ceiling (it may creep up 1%, to 50.5, at most).
+			{at: 2100 * ms, op: "demand", wantRate: 50.5},
+			{at: 2100 * ms, op: "observe", out: ok429, wantOK: true, wantRate: 50.5 / 1.2},
+			{at: 2100 * ms, op: "ceiling", wantCeil: 50.5, wantRate: 50.5 / 1.2},
+			// Two more 429s within the cooldown: the cut did not stop them,
+			// so recovering first lowers the ceiling by 1% twice.
+			{at: 2110 * ms, op: "observe", out: ok429, wantOK: false, wantRate: 50.5 / 1.2},
+			{at: 2120 * ms, op: "observe", out: ok429, wantOK: false, wantRate: 50.5 / 1.2},
+			{at: 2130 * ms, op: "demand", wantRate: 50.5 / 1.2},
+			{at: 2130 * ms, op: "observe", out: ok200, wantOK: true, wantRate: 50.5 / 1.01 / 1.01},
+			// Throttled at the ceiling, with 45 calls in the last 900ms
+			// (50/s): the ceiling comes down to min(50, rate/1.01).
+			{at: 3000 * ms, op: "seed", n: 45, wantRate: 50.5 / 1.01 / 1.01},
+			{at: 3200 * ms, op: "demand", wantRate: 50.5 / 1.01 / 1.01},
+			{at: 3200 * ms, op: "observe", out: ok429, wantOK: true, wantRate: 50.5 / 1.01 / 1.01 / 1.2},
+			{at: 3200 * ms, op: "ceiling", wantCeil: 50.5 / 1.01 / 1.01 / 1.01, wantRate: 50.5 / 1.01 / 1.01 / 1.2},
+		},
+		"a ceiling is forgotten a window after its last throttle": {
+			{op: "configure", set: with(func(s *Settings) { s.AdaptationFactor = 1.2 }), wantRate: 10},
+			{op: "observe", out: ok429, wantOK: true, wantRate: 10 / 1.2},
+			{op: "ceiling", wantCeil: 10 / 1.2, wantRate: 10 / 1.2},
+			{at: 59 * s, op: "demand", wantRate: 10 / 1.2},
+			{at: 59 * s, op: "observe", out: ok200, wantOK: true, wantRate: 10/1.2 + 10/1.2*0.01}, // probe
+			{at: 60 * s, op: "demand", wantRate: 10/1.2 + 10/1.2*0.01},
+			{at: 60 * s, op: "observe", out: ok200, wantOK: true, wantRate: (10/1.2 + 10/1.2*0.01) * 1.2}, // demand
+			{at: 60 * s, op: "ceiling", wantCeil: 0, wantRate: (10/1.2 + 10/1.2*0.01) * 1.2},
 		},
 		"configure": {
 			{op: "observe", out: ok429, wantOK: true, wantRate: 5},
-			// initial_rate changes: the rate restarts there.
+			// initial_rate changes: the rate restarts there, the ceiling is forgotten.
 			{at: 1 * s, op: "configure", set: with(func(s *Settings) { s.InitialRate = 20 }), wantOK: true, wantRate: 20},
+			{at: 1 * s, op: "ceiling", wantCeil: 0, wantRate: 20},
 			// max below the rate: clamped down.
 			{at: 1 * s, op: "configure", set: with(func(s *Settings) { s.InitialRate = 20; s.MaxRate = 15 }), wantOK: true, wantRate: 15},
 			// min above it: clamped up.
@@ -175,38 +289,40 @@ func TestBucketTokensAndStats(t *testing.T) {
 	if st := b.Stats(); st.Throttles != 1 || st.Decreases != 1 || st.Increases != 0 {
 		t.Fatalf("stats %+v", st)
 	}
-	if step := b.IncreaseStep(); step != 6*s {
-		t.Fatalf("step %v, want window/10 = 6s", step)
-	}
 }
 
-// TestConvergesToCapacity drives a bucket with unbounded demand against a
-// simulated provider that answers 429 beyond capacity calls per second.
-// After the climb, the rate must stay within one factor of the capacity.
-func TestConvergesToCapacity(t *testing.T) {
-	for _, capacity := range []float64{3, 30, 80} {
-		b := NewBucket(t0, Settings{InitialRate: 10, MinRate: 1, MaxRate: 100, AdaptationFactor: 1.2, Window: 60 * s, Burst: 5})
-		var second time.Time
-		served := 0.0
-		lo, hi := math.Inf(1), 0.0
-		for now := t0; now.Before(t0.Add(15 * time.Minute)); now = now.Add(10 * ms) {
-			if now.Sub(second) >= s {
-				second, served = now, 0
-			}
-			for b.Allow(now, 1) {
-				served++
-				if served > capacity {
-					b.Observe(now, Outcome{Status: 429})
-				} else {
-					b.Observe(now, Outcome{Status: 200})
-				}
-			}
-			if now.After(t0.Add(5 * time.Minute)) {
-				lo, hi = math.Min(lo, b.Rate()), math.Max(hi, b.Rate())
-			}
+// TestAcceptedWindow: calls counted in ten 100ms slots; the rate covers
+// the nine slots before now's plus the part of now's that has passed (never
+// before counting began), and says nothing under 10 calls.
+func TestAcceptedWindow(t *testing.T) {
+	calls := func(n int) *window1s {
+		w := &window1s{since: t0}
+		for i := range n {
+			w.add(at(time.Duration(i) * 50 * ms)) // 0, 50, 100, … ms
 		}
-		if lo < capacity/1.2 || hi > capacity*1.2 {
-			t.Errorf("capacity %v: rate ranged over [%.2f, %.2f] after 5 minutes", capacity, lo, hi)
+		return w
+	}
+	none := math.Inf(1)
+	cases := []struct {
+		calls int
+		at    time.Duration
+		want  float64
+	}{
+		{20, 0, none},              // no time covered yet
+		{20, 950 * ms, 20 / 0.95},  // since counting began
+		{20, 1 * s, 18 / 0.9},      // the slot [0, 100ms) left; nine full slots
+		{20, 1050 * ms, 18 / 0.95}, // and half of now's
+		{20, 1100 * ms, 16 / 0.9},
+		{20, 1400 * ms, 10 / 0.9}, // the last ten calls
+		{20, 1500 * ms, none},     // eight: too few to tell
+		{20, 10 * s, none},
+		{10, 450 * ms, 10 / 0.45},
+		{9, 450 * ms, none},
+	}
+	for _, c := range cases {
+		got := calls(c.calls).rate(at(c.at))
+		if math.IsInf(c.want, 1) != math.IsInf(got, 1) || (!math.IsInf(got, 1) && math.Abs(got-c.want) > 1e-9) {
+			t.Errorf("%d calls, at %v: rate %v, want %v", c.calls, c.at, got, c.want)
 		}
 	}
 }

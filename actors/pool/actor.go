@@ -259,7 +259,7 @@ func (a *Actor) acquire(ctx actor.Context, msg *messages.AcquireConnection) {
 		a.log.Debug().Uint64("ref", msg.Ref).Msg("AcquireConnection without sender or reply-to dropped")
 		return
 	}
-	req := Request{Owner: ownerKey(owner), Ref: msg.Ref, Tag: owner}
+	req := Request{Owner: ownerKey(owner), Ref: msg.Ref, Tag: owner, Endpoints: msg.Endpoints}
 	if lease, ok := a.leases.Acquire(a.d.Clock.Now(), req); ok {
 		a.deliver(ctx, []Lease{lease})
 	}
@@ -269,7 +269,7 @@ func (a *Actor) acquire(ctx actor.Context, msg *messages.AcquireConnection) {
 func (a *Actor) deliver(ctx actor.Context, granted []Lease) {
 	for _, l := range granted {
 		a.mAcquired.Inc()
-		ep := a.pickEndpoint()
+		ep := a.pickEndpoint(l.Req.Endpoints)
 		a.leases.SetEndpoint(l.ID, ep)
 		if pid, _ := l.Req.Tag.(*actor.PID); pid != nil {
 			ctx.Send(pid, &messages.ConnectionLeased{
@@ -281,11 +281,17 @@ func (a *Actor) deliver(ctx actor.Context, granted []Lease) {
 
 // pickEndpoint chooses where the next call goes: with load balancing, the
 // endpoint with the fewest calls in flight (the first listed on a tie);
-// without, always base_url.
-func (a *Actor) pickEndpoint() string {
+// without, the first (base_url unless it is excluded).
+// allowed, when not empty, restricts the choice (endpoints whose breaker is
+// open are left out by the caller); the first allowed one is used without
+// load balancing.
+func (a *Actor) pickEndpoint(allowed []string) string {
 	eps := a.upstream.EndpointURLs()
+	if len(allowed) > 0 {
+		eps = allowed
+	}
 	if len(eps) == 1 || !a.balance {
-		return a.upstream.BaseURL
+		return eps[0]
 	}
 	load := a.leases.InFlight()
 	best := eps[0]

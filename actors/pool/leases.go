@@ -12,6 +12,8 @@ type Request struct {
 	Owner string
 	Ref   uint64
 	Tag   any
+	// Endpoints restricts where the lease's call may go; empty means any.
+	Endpoints []string
 }
 
 // Lease is a granted connection lease.

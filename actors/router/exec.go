@@ -6,15 +6,20 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 
+	"github.com/deer-runtime/deer/actors/breaker"
+	"github.com/deer-runtime/deer/actors/retry"
 	"github.com/deer-runtime/deer/conf"
+	"github.com/deer-runtime/deer/internal/clock"
 	"github.com/deer-runtime/deer/internal/reply"
 	"github.com/deer-runtime/deer/messages"
 )
@@ -22,15 +27,21 @@ import (
 // call is everything one execution needs, copied out of the worker so the
 // goroutine touches no actor state.
 type call struct {
-	box    *reply.Box // the executor's mailbox for pool answers
-	ref    uint64     // correlates this call's lease request with its answer
-	system *actor.ActorSystem
-	router *actor.PID
-	worker *actor.PID
-	pool   *actor.PID
-	up     conf.Upstream
-	task   *messages.Task
-	now    func() time.Time
+	box      *reply.Box // the executor's mailbox for pool, limiter and breaker answers
+	ref      uint64     // correlates requests with their answers in box
+	system   *actor.ActorSystem
+	router   *actor.PID
+	worker   *actor.PID
+	pool     *actor.PID
+	limiter  *actor.PID
+	breakers map[string]*actor.PID // endpoint URL → its breaker
+	board    *breaker.Board
+	up       conf.Upstream
+	cfg      *conf.Config
+	schedule retry.Schedule
+	task     *messages.Task
+	now      func() time.Time
+	clock    clock.Clock
 }
 
 // execute runs one upstream call and reports it to the router: the result
@@ -57,28 +68,77 @@ func (c *call) execute(ctx context.Context, cancel context.CancelFunc) {
 	c.system.Root.Send(c.router, &taskFinished{id: c.task.ID, worker: c.worker, result: res})
 }
 
-// do performs the call; release returns the connection lease (idempotent).
+// do performs the call, with retries; release returns the last attempt's
+// connection lease (idempotent). The lease of a streamed answer stays out
+// until the stream is closed.
 func (c *call) do(ctx context.Context) (res *messages.TaskResult, upstreamTime time.Duration, release func()) {
 	release = func() {}
-	res = &messages.TaskResult{ID: c.task.ID, Attempts: 1, Cache: cacheLabel(c.task)}
 	defer func() {
 		if p := recover(); p != nil {
 			res = failed(c.task, messages.CodeInternal, fmt.Sprintf("task execution panicked: %v", p))
 		}
 	}()
+	for attempt := 1; ; attempt++ {
+		var a attemptResult
+		a, release = c.attempt(ctx, attempt)
+		upstreamTime += a.upstreamTime
+		a.res.Attempts = attempt
+		if !a.retry || attempt > c.cfg.ErrorRecovery.MaxRetries || !c.cfg.EnableAdvancedOptimization {
+			return a.res, upstreamTime, release
+		}
+		// The attempt's connection goes back before we wait.
+		release()
+		release = func() {}
+		delay := c.schedule.Delay(attempt, rand.Float64(), a.retryAfter)
+		if dl, ok := ctx.Deadline(); ok && c.now().Add(delay).After(dl) {
+			// The wait would outlive the task: answer with what we have.
+			return a.res, upstreamTime, release
+		}
+		if !c.wait(ctx, delay) {
+			return failure(c.task, ctx, ctx.Err()), upstreamTime, release
+		}
+		if !c.token(ctx, true) {
+			// Retry budget spent (or the task ended): the last answer stands.
+			a.res.Err.Message += " (retry budget exhausted)"
+			return a.res, upstreamTime, release
+		}
+	}
+}
 
-	lease, err := c.acquire(ctx)
+// attemptResult is one attempt's outcome.
+type attemptResult struct {
+	res          *messages.TaskResult
+	upstreamTime time.Duration
+	retry        bool          // retryable outcome
+	retryAfter   time.Duration // the upstream's Retry-After, when it sent one
+}
+
+// attempt makes one upstream call: a token from the limiter (for the first
+// attempt; retries get theirs before they start), an endpoint whose breaker
+// lets it through, a connection lease, the call, and the outcome reported to
+// the limiter and the breaker.
+func (c *call) attempt(ctx context.Context, n int) (a attemptResult, release func()) {
+	release = func() {}
+	advanced := c.cfg.EnableAdvancedOptimization
+	if n == 1 && advanced && !c.token(ctx, false) {
+		return attemptResult{res: failure(c.task, ctx, ctx.Err())}, release
+	}
+	route, refused := c.route(ctx)
+	if refused != nil {
+		return attemptResult{res: refused}, release
+	}
+	lease, err := c.acquire(ctx, route.endpoints)
 	if err != nil {
-		return failure(c.task, ctx, err), 0, release
+		return attemptResult{res: failure(c.task, ctx, err)}, release
 	}
 	var once sync.Once
 	release = func() {
 		once.Do(func() { c.system.Root.Send(c.pool, &messages.ReleaseConnection{LeaseID: lease.LeaseID}) })
 	}
-
+	res := &messages.TaskResult{ID: c.task.ID, Cache: cacheLabel(c.task)}
 	req, err := c.request(ctx, lease.Endpoint)
 	if err != nil {
-		return failed(c.task, messages.CodeBadRequest, err.Error()), 0, release
+		return attemptResult{res: failed(c.task, messages.CodeBadRequest, err.Error())}, release
 	}
 	attemptCtx, cancelAttempt := ctx, context.CancelFunc(func() {})
 	if !c.task.Stream && c.up.Timeout > 0 {
@@ -89,54 +149,223 @@ func (c *call) do(ctx context.Context) (res *messages.TaskResult, upstreamTime t
 
 	start := c.now()
 	resp, err := lease.Client.Do(req)
-	if err != nil {
-		return failure(c.task, attemptCtx, err), c.now().Sub(start), release
+	var body []byte
+	if err == nil && !(c.task.Stream && resp.StatusCode/100 == 2) {
+		body, err = io.ReadAll(resp.Body)
+		resp.Body.Close()
 	}
-	res.UpstreamStatus = resp.StatusCode
+	a.upstreamTime = c.now().Sub(start)
+	status := 0
+	if resp != nil {
+		status = resp.StatusCode
+		if ra, ok := retry.ParseRetryAfter(resp.Header.Get("Retry-After"), c.now()); ok {
+			a.retryAfter = ra
+		}
+	}
+	if err != nil && ctx.Err() != nil && !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		// Cancelled by the caller: nothing to report about the upstream.
+		a.res = failure(c.task, ctx, err)
+		return a, release
+	}
+	c.report(route, lease.Endpoint, status, err, a.retryAfter)
+	a.retry = retry.Retryable(status, err)
+	if err != nil {
+		a.res = failure(c.task, attemptCtx, err)
+		if status != 0 {
+			a.res.UpstreamStatus = status
+		}
+		return a, release
+	}
+	res.UpstreamStatus = status
 	res.Header = resp.Header
-	if c.task.Stream && resp.StatusCode/100 == 2 {
-		res.Status = messages.TaskSucceeded
+	res.Status = messages.TaskSucceeded
+	if c.task.Stream && status/100 == 2 {
 		res.Stream = resp.Body
-		return res, c.now().Sub(start), release
-	}
-	body, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	upstreamTime = c.now().Sub(start)
-	if err != nil {
-		return failure(c.task, attemptCtx, err), upstreamTime, release
+		a.res = res
+		return a, release
 	}
 	res.Body = body
-	res.Status = messages.TaskSucceeded
-	if resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests {
+	if status >= 500 || status == http.StatusTooManyRequests {
 		// The upstream failed or throttled: the call did not do its job.
 		res.Status = messages.TaskFailed
-		res.Err = &messages.TaskError{Code: messages.CodeUpstream, Message: fmt.Sprintf("upstream %s answered %d", c.task.Upstream, resp.StatusCode)}
+		res.Err = &messages.TaskError{Code: messages.CodeUpstream, Message: fmt.Sprintf("upstream %s answered %d", c.task.Upstream, status)}
 	}
-	return res, upstreamTime, release
+	a.res = res
+	return a, release
 }
 
-// acquire leases a connection from the upstream's pool, giving the request
-// back if the task ends while it waits.
-func (c *call) acquire(ctx context.Context) (*messages.ConnectionLeased, error) {
+// routed is where an attempt may go and, for a half-open breaker's probe,
+// the generation its result reports against.
+type routed struct {
+	endpoints []string          // allowed endpoints, for the pool's choice
+	gens      map[string]uint64 // breaker generation per allowed endpoint
+}
+
+// route picks the endpoints whose breakers let the call through, reading
+// the breaker board (no message exchange). An endpoint whose open time has
+// passed is probed first, even while others work, so a recovered endpoint
+// comes back: its breaker grants the one probe, and this call is it. All
+// breakers open and none due: circuit_open, without touching the upstream.
+func (c *call) route(ctx context.Context) (routed, *messages.TaskResult) {
+	eps := c.up.EndpointURLs()
+	if !c.cfg.EnableAdvancedOptimization || c.board == nil {
+		return routed{endpoints: eps}, nil
+	}
+	now := c.now()
+	r := routed{gens: make(map[string]uint64, len(eps))}
+	var due []string
+	var retryAt time.Time
+	for _, ep := range eps {
+		e, found := c.board.Get(c.task.Upstream, ep)
+		if !found {
+			r.endpoints = append(r.endpoints, ep) // no entry yet: closed, generation 0
+			continue
+		}
+		probe, ok := e.Admits(now)
+		switch {
+		case ok && !probe:
+			r.endpoints = append(r.endpoints, ep)
+			r.gens[ep] = e.Generation
+		case ok:
+			due = append(due, ep)
+		case retryAt.IsZero() || e.OpenUntil.Before(retryAt):
+			retryAt = e.OpenUntil
+		}
+	}
+	for _, ep := range due {
+		if v, ok := c.probe(ctx, ep); ok && v.Allowed {
+			return routed{endpoints: []string{ep}, gens: map[string]uint64{ep: v.Generation}}, nil
+		}
+	}
+	if len(r.endpoints) > 0 {
+		return r, nil
+	}
+	msg := fmt.Sprintf("every endpoint of upstream %s has an open circuit breaker", c.task.Upstream)
+	if !retryAt.IsZero() {
+		msg += fmt.Sprintf("; the next probe is in %v", retryAt.Sub(now).Round(time.Millisecond))
+	}
+	return r, failed(c.task, messages.CodeCircuitOpen, msg)
+}
+
+// probe asks the breaker of endpoint ep for its half-open probe slot.
+func (c *call) probe(ctx context.Context, ep string) (*messages.BreakerVerdict, bool) {
+	pid := c.breakers[ep]
+	if pid == nil {
+		return nil, false
+	}
+	id := tokenIDs.Add(1)
+	c.system.Root.Send(pid, &messages.CheckBreaker{ID: id, ReplyTo: c.box.PID()})
+	for {
+		select {
+		case m := <-c.box.C():
+			if v, ok := m.(*messages.BreakerVerdict); ok && v.ID == id {
+				return v, true
+			}
+		case <-ctx.Done():
+			return nil, false
+		}
+	}
+}
+
+// report tells the limiter and the endpoint's breaker how the attempt went
+// (fire-and-forget).
+func (c *call) report(r routed, ep string, status int, err error, retryAfter time.Duration) {
+	if !c.cfg.EnableAdvancedOptimization {
+		return
+	}
+	class := retry.Classify(status, err)
+	if c.limiter != nil {
+		c.system.Root.Send(c.limiter, &messages.ReportOutcome{Status: status, RetryAfter: retryAfter})
+	}
+	if pid := c.breakers[ep]; pid != nil {
+		c.system.Root.Send(pid, &messages.ReportResult{
+			Generation: r.gens[ep],
+			Success:    class == retry.Success || class == retry.ClientError,
+			Neutral:    class == retry.RateSignal,
+			RetryAfter: retryAfter,
+		})
+	}
+}
+
+// token waits for the limiter's grant (retry marks a retry, which spends
+// the upstream's retry budget). It reports false when the task ended first
+// or the limiter refused the retry.
+func (c *call) token(ctx context.Context, isRetry bool) bool {
+	if c.limiter == nil {
+		return true
+	}
+	id := tokenIDs.Add(1)
+	c.system.Root.Send(c.limiter, &messages.AcquireToken{ID: id, Priority: c.task.Priority, ReplyTo: c.box.PID(), Retry: isRetry})
+	for {
+		select {
+		case m := <-c.box.C():
+			switch m := m.(type) {
+			case *messages.TokenGranted:
+				if m.ID == id {
+					return true
+				}
+			case *messages.RetryRefused:
+				if m.ID == id {
+					return false
+				}
+			}
+		case <-ctx.Done():
+			c.system.Root.Send(c.limiter, &messages.CancelToken{ID: id})
+			return false
+		}
+	}
+}
+
+// tokenIDs correlates token requests with grants across all workers: the
+// limiter keys its queue by id.
+var tokenIDs atomic.Uint64
+
+// wait lets delay pass on the clock (a timer delivering to the executor's
+// box, so a test clock drives it), or reports false when the task ends first.
+func (c *call) wait(ctx context.Context, delay time.Duration) bool {
+	if delay <= 0 {
+		return true
+	}
+	c.ref++
+	ref, box := c.ref, c.box
+	t := c.clock.AfterFunc(delay, func() { box.SendUserMessage(nil, &retryDue{ref: ref}) })
+	defer t.Stop()
+	for {
+		select {
+		case m := <-c.box.C():
+			if d, ok := m.(*retryDue); ok && d.ref == ref {
+				return true
+			}
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
+
+// retryDue is the timer message that ends a retry's wait.
+type retryDue struct{ ref uint64 }
+
+// acquire leases a connection from the upstream's pool for one of
+// endpoints, giving the request back if the task ends while it waits.
+func (c *call) acquire(ctx context.Context, endpoints []string) (*messages.ConnectionLeased, error) {
 	if c.pool == nil {
 		return nil, fmt.Errorf("no connection pool for upstream %q", c.task.Upstream)
 	}
-	c.system.Root.Send(c.pool, &messages.AcquireConnection{Ref: c.ref, ReplyTo: c.box.PID()})
+	c.ref++
+	ref := c.ref
+	c.system.Root.Send(c.pool, &messages.AcquireConnection{Ref: ref, ReplyTo: c.box.PID(), Endpoints: endpoints})
 	for {
 		select {
 		case m := <-c.box.C():
 			lease, ok := m.(*messages.ConnectionLeased)
-			if !ok {
-				return nil, fmt.Errorf("pool answered %T", m)
-			}
-			if lease.Ref != c.ref {
-				// A grant for an earlier call that gave up waiting: the
-				// pool released it when that call cancelled.
+			if !ok || lease.Ref != ref {
+				// A stale answer for an earlier request that gave up: the
+				// pool released its lease when that request was cancelled.
 				continue
 			}
 			return lease, nil
 		case <-ctx.Done():
-			c.system.Root.Send(c.pool, &messages.CancelAcquire{Owner: c.box.PID(), Ref: c.ref})
+			c.system.Root.Send(c.pool, &messages.CancelAcquire{Owner: c.box.PID(), Ref: ref})
 			return nil, ctx.Err()
 		}
 	}
@@ -174,6 +403,9 @@ func (c *call) request(ctx context.Context, endpoint string) (*http.Request, err
 
 // failure classifies an error of the call.
 func failure(t *messages.Task, ctx context.Context, err error) *messages.TaskResult {
+	if err == nil {
+		err = errors.New("the call ended without an answer")
+	}
 	switch {
 	case errors.Is(err, context.Canceled) && ctx.Err() != nil:
 		return failed(t, messages.CodeCancelled, "the task was cancelled")

@@ -8,6 +8,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/rs/zerolog"
 
+	"github.com/deer-runtime/deer/actors/breaker"
 	"github.com/deer-runtime/deer/conf"
 	"github.com/deer-runtime/deer/internal/clock"
 	"github.com/deer-runtime/deer/messages"
@@ -26,6 +27,9 @@ type Deps struct {
 	Strategy *supervisor.Strategy
 	// Dispatcher runs the workers' mailboxes; nil means protoactor's default.
 	Dispatcher actor.Dispatcher
+	// Board is the breakers' shared view, read by workers on every attempt;
+	// nil leaves breakers off the task path.
+	Board *breaker.Board
 }
 
 // maxPingTimeout bounds how long a health-check ping waits for its answer.

@@ -7,6 +7,8 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/rs/zerolog"
 
+	"github.com/deer-runtime/deer/actors/breaker"
+	"github.com/deer-runtime/deer/actors/retry"
 	"github.com/deer-runtime/deer/conf"
 	"github.com/deer-runtime/deer/internal/clock"
 	"github.com/deer-runtime/deer/internal/reply"
@@ -23,6 +25,9 @@ type Worker struct {
 	live  *conf.Live
 	reg   *supervisor.Registry
 	clock clock.Clock
+
+	board    *breaker.Board
+	breakers map[string]map[string]*actor.PID // upstream → endpoint → breaker
 
 	current string             // id of the task being executed, "" when idle
 	cancel  context.CancelFunc // cancels the current task's call
@@ -76,7 +81,7 @@ func workerProps(name string, d Deps) *actor.Props {
 		opts = append(opts, actor.WithDispatcher(d.Dispatcher))
 	}
 	return actor.PropsFromProducer(func() actor.Actor {
-		return &Worker{name: name, log: d.Log.With().Str("actor", name).Logger(), live: d.Live, reg: d.Registry, clock: d.Clock}
+		return &Worker{name: name, log: d.Log.With().Str("actor", name).Logger(), live: d.Live, reg: d.Registry, clock: d.Clock, board: d.Board}
 	}, opts...)
 }
 
@@ -117,17 +122,25 @@ func (w *Worker) Receive(ctx actor.Context) {
 func (w *Worker) run(ctx actor.Context, msg *runTask) {
 	cfg := w.live.Load()
 	t := msg.task
+	up := cfg.Upstreams[t.Upstream]
 	pool, _ := w.reg.PID("pool/" + t.Upstream)
+	limiter, _ := w.reg.PID("limiter/" + t.Upstream)
 	runCtx, cancel := context.WithTimeout(context.Background(), msg.timeout)
 	w.current, w.cancel = t.ID, cancel
 	c := &call{
-		system: ctx.ActorSystem(),
-		router: ctx.Parent(),
-		worker: ctx.Self(),
-		pool:   pool,
-		up:     cfg.Upstreams[t.Upstream],
-		task:   t,
-		now:    w.clock.Now,
+		system:   ctx.ActorSystem(),
+		router:   ctx.Parent(),
+		worker:   ctx.Self(),
+		pool:     pool,
+		limiter:  limiter,
+		breakers: w.breakersOf(t.Upstream, up),
+		board:    w.board,
+		up:       up,
+		cfg:      cfg,
+		schedule: retry.ScheduleFrom(cfg.ErrorRecovery),
+		task:     t,
+		now:      w.clock.Now,
+		clock:    w.clock,
 	}
 	select {
 	case w.jobs <- job{call: c, ctx: runCtx, cancel: cancel}:
@@ -138,6 +151,27 @@ func (w *Worker) run(ctx actor.Context, msg *runTask) {
 		cancel()
 		panic("worker " + w.name + " got a task while its executor is busy")
 	}
+}
+
+// breakersOf maps an upstream's endpoints to their breaker actors, looked
+// up once per upstream and worker (upstreams are fixed while running; a
+// restarted breaker keeps its PID).
+func (w *Worker) breakersOf(name string, up conf.Upstream) map[string]*actor.PID {
+	if m, ok := w.breakers[name]; ok {
+		return m
+	}
+	eps := up.EndpointURLs()
+	m := make(map[string]*actor.PID, len(eps))
+	for i, ep := range eps {
+		if pid, ok := w.reg.PID(breaker.ActorName(name, eps, i)); ok {
+			m[ep] = pid
+		}
+	}
+	if w.breakers == nil {
+		w.breakers = map[string]map[string]*actor.PID{}
+	}
+	w.breakers[name] = m
+	return m
 }
 
 // executor runs the worker's calls one after the other until jobs closes.

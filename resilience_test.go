@@ -1,0 +1,231 @@
+package deer_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/deer-runtime/deer"
+	"github.com/deer-runtime/deer/conf"
+	"github.com/deer-runtime/deer/internal/clock"
+	"github.com/deer-runtime/deer/internal/sim"
+	"github.com/deer-runtime/deer/messages"
+)
+
+// scripted is an upstream whose answer the test sets, recording when each
+// request arrived.
+type scripted struct {
+	srv    *httptest.Server
+	mu     sync.Mutex
+	status int
+	header http.Header
+	gate   chan struct{}
+	times  []time.Time
+}
+
+func newScripted(t *testing.T, status int) *scripted {
+	u := &scripted{status: status}
+	u.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u.mu.Lock()
+		u.times = append(u.times, time.Now())
+		status, header, gate := u.status, u.header, u.gate
+		u.mu.Unlock()
+		if gate != nil {
+			select {
+			case <-gate:
+			case <-r.Context().Done():
+				return
+			}
+		}
+		for k, vs := range header {
+			w.Header()[k] = vs
+		}
+		w.WriteHeader(status)
+		_, _ = w.Write([]byte(`{}`))
+	}))
+	t.Cleanup(u.srv.Close)
+	return u
+}
+
+func (u *scripted) set(status int, header http.Header) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.status, u.header = status, header
+}
+
+func (u *scripted) calls() int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return len(u.times)
+}
+
+func (u *scripted) arrivals() []time.Time {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return append([]time.Time(nil), u.times...)
+}
+
+func resilienceConfig(t *testing.T, url string) *conf.Config {
+	cfg := testConfig(t)
+	cfg.ConnectionPool.InitialConnections = 0
+	cfg.Monitoring.DetailedLogging = false
+	unlimited(cfg)
+	cfg.Upstreams = map[string]conf.Upstream{"up": conf.NewUpstream(url)}
+	return cfg
+}
+
+func get(rt *deer.Runtime) (*messages.TaskResult, error) {
+	return rt.Submit(context.Background(), &messages.Task{Upstream: "up", Method: "GET", Path: "/"})
+}
+
+// With 10% of answers 500, retries make nearly every task succeed without
+// multiplying traffic.
+func TestRetriesAbsorbInjectedServerErrors(t *testing.T) {
+	s := sim.New(sim.Knobs{ErrorRate: 0.1, RetryAfter: 1, StreamChunks: 1}, sim.WithSeed(7))
+	srv := httptest.NewServer(s)
+	t.Cleanup(srv.Close)
+	t.Cleanup(s.Close)
+	cfg := resilienceConfig(t, srv.URL)
+	cfg.ErrorRecovery.BaseDelay, cfg.ErrorRecovery.MaxDelay = 0.002, 0.02
+	rt := start(t, cfg)
+
+	const n = 1000
+	var ok, attempts atomic.Int64
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res, err := rt.Submit(context.Background(), &messages.Task{Upstream: "up", Method: "POST", Path: "/search", Body: []byte(`{"query":"q"}`)})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			attempts.Add(int64(res.Attempts))
+			if res.Status == messages.TaskSucceeded {
+				ok.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	upstreamCalls := s.Stats().Requests["/search"]
+	t.Logf("%d/%d succeeded, %d attempts, upstream saw %d", ok.Load(), n, attempts.Load(), upstreamCalls)
+	if float64(ok.Load()) < 0.999*n {
+		t.Errorf("succeeded %d of %d, want >= 99.9%%", ok.Load(), n)
+	}
+	if float64(upstreamCalls) > 1.2*n || attempts.Load() != int64(upstreamCalls) {
+		t.Errorf("upstream attempts %d (tasks counted %d), want <= 1.2 x %d", upstreamCalls, attempts.Load(), n)
+	}
+}
+
+// A 429 with Retry-After: 2 holds every call to that upstream for 2 s: the
+// task's retry and a new task alike.
+func TestRetryAfterPausesTheUpstream(t *testing.T) {
+	u := newScripted(t, http.StatusTooManyRequests)
+	u.set(http.StatusTooManyRequests, http.Header{"Retry-After": {"2"}})
+	cfg := resilienceConfig(t, u.srv.URL)
+	cfg.ErrorRecovery.BaseDelay, cfg.ErrorRecovery.MaxDelay = 0.01, 0.1 // far below Retry-After
+	rt := start(t, cfg)
+
+	first := make(chan *messages.TaskResult, 1)
+	go func() {
+		res, err := get(rt)
+		if err != nil {
+			t.Error(err)
+		}
+		first <- res
+	}()
+	waitFor(t, "the first attempt", func() bool { return u.calls() == 1 })
+	u.set(http.StatusOK, nil)
+	// A second task, submitted during the pause.
+	res2, err := get(rt)
+	if err != nil || res2.Status != messages.TaskSucceeded {
+		t.Fatalf("second task: %+v %v", res2, err)
+	}
+	res1 := <-first
+	if res1.Status != messages.TaskSucceeded || res1.Attempts != 2 {
+		t.Fatalf("first task: %+v (err %+v)", res1, res1.Err)
+	}
+	times := u.arrivals()
+	if len(times) != 3 {
+		t.Fatalf("upstream saw %d calls, want 3", len(times))
+	}
+	for i, at := range times[1:] {
+		if gap := at.Sub(times[0]); gap < 2*time.Second {
+			t.Errorf("call %d reached the upstream %v after the 429, before its Retry-After of 2s", i+2, gap)
+		}
+	}
+}
+
+// A dead upstream opens its breaker after circuit_breaker_threshold
+// failures; calls then fail fast without reaching it; after
+// circuit_breaker_timeout one probe finds it back.
+func TestBreakerOpensFailsFastAndProbesOnce(t *testing.T) {
+	u := newScripted(t, http.StatusInternalServerError)
+	cfg := resilienceConfig(t, u.srv.URL)
+	cfg.ErrorRecovery.MaxRetries = 0 // one attempt per task: the count is exact
+	cfg.ErrorRecovery.CircuitBreakerThreshold = 3
+	cfg.ErrorRecovery.CircuitBreakerTimeout = 60
+	clk := clock.NewFake(t0)
+	rt := start(t, cfg, deer.WithClock(clk))
+
+	for i := 0; i < 3; i++ {
+		res, err := get(rt)
+		if err != nil || res.UpstreamStatus != 500 {
+			t.Fatalf("task %d: %+v %v", i, res, err)
+		}
+	}
+	waitFor(t, "the breaker to open", func() bool {
+		return rt.Metrics(context.Background()).AdvancedOptimizations.ErrorRecovery.CircuitBreakerState == "open"
+	})
+	for i := 0; i < 5; i++ {
+		res, err := get(rt)
+		if err != nil || res.Err == nil || res.Err.Code != messages.CodeCircuitOpen {
+			t.Fatalf("task while open: %+v %v", res, err)
+		}
+	}
+	if u.calls() != 3 {
+		t.Fatalf("upstream saw %d calls, want 3: an open breaker must not call it", u.calls())
+	}
+
+	// The upstream comes back; the breaker's timeout passes. Hold the probe
+	// at the upstream: meanwhile other calls still fail fast.
+	u.set(http.StatusOK, nil)
+	gate := make(chan struct{})
+	u.mu.Lock()
+	u.gate = gate
+	u.mu.Unlock()
+	clk.Advance(60 * time.Second)
+	probe := make(chan *messages.TaskResult, 1)
+	go func() {
+		res, err := get(rt)
+		if err != nil {
+			t.Error(err)
+		}
+		probe <- res
+	}()
+	waitFor(t, "the probe to reach the upstream", func() bool { return u.calls() == 4 })
+	for i := 0; i < 3; i++ {
+		res, err := get(rt)
+		if err != nil || res.Err == nil || res.Err.Code != messages.CodeCircuitOpen {
+			t.Fatalf("task during the probe: %+v %v", res, err)
+		}
+	}
+	if u.calls() != 4 {
+		t.Fatalf("upstream saw %d calls during the probe, want exactly the one probe", u.calls())
+	}
+	close(gate)
+	if res := <-probe; res.Status != messages.TaskSucceeded {
+		t.Fatalf("probe: %+v", res.Err)
+	}
+	waitFor(t, "the breaker to close", func() bool {
+		return rt.Metrics(context.Background()).AdvancedOptimizations.ErrorRecovery.CircuitBreakerState == "closed"
+	})
+	if res, err := get(rt); err != nil || res.Status != messages.TaskSucceeded {
+		t.Fatalf("after closing: %+v %v", res, err)
+	}
+}
