@@ -69,7 +69,7 @@ func (u *scripted) arrivals() []time.Time {
 	return append([]time.Time(nil), u.times...)
 }
 
-func resilienceConfig(t *testing.T, url string) *conf.Config {
+func resilienceConfig(t testing.TB, url string) *conf.Config {
 	cfg := testConfig(t)
 	cfg.ConnectionPool.InitialConnections = 0
 	cfg.Monitoring.DetailedLogging = false
