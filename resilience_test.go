@@ -229,3 +229,36 @@ func TestBreakerOpensFailsFastAndProbesOnce(t *testing.T) {
 		t.Fatalf("after closing: %+v %v", res, err)
 	}
 }
+
+// An open breaker on one endpoint sends calls to another endpoint of the
+// same upstream.
+func TestOpenEndpointSendsCallsToAnotherEndpoint(t *testing.T) {
+	bad := newScripted(t, http.StatusInternalServerError)
+	good := newScripted(t, http.StatusOK)
+	cfg := resilienceConfig(t, bad.srv.URL)
+	up := cfg.Upstreams["up"]
+	up.Endpoints = []string{good.srv.URL}
+	cfg.Upstreams["up"] = up
+	cfg.ErrorRecovery.MaxRetries = 0
+	cfg.ErrorRecovery.CircuitBreakerThreshold = 2
+	cfg.ParallelExecution.LoadBalancing = false // every call prefers base_url while its breaker is closed
+	rt := start(t, cfg, deer.WithClock(clock.NewFake(t0)))
+
+	for i := 0; i < 2; i++ {
+		if res, err := get(rt); err != nil || res.UpstreamStatus != 500 {
+			t.Fatalf("call %d to the failing endpoint: %+v %v", i, res, err)
+		}
+	}
+	waitFor(t, "the base_url breaker to open", func() bool {
+		return rt.Metrics(context.Background()).AdvancedOptimizations.ErrorRecovery.CircuitBreakerState == "open"
+	})
+	for i := 0; i < 5; i++ {
+		res, err := get(rt)
+		if err != nil || res.Status != messages.TaskSucceeded {
+			t.Fatalf("call %d with base_url open: %+v %v", i, res, err)
+		}
+	}
+	if bad.calls() != 2 || good.calls() != 5 {
+		t.Errorf("failing endpoint saw %d calls (want 2), the other %d (want 5)", bad.calls(), good.calls())
+	}
+}
