@@ -141,6 +141,12 @@ func TestRetryAfterPausesTheUpstream(t *testing.T) {
 	}()
 	waitFor(t, "the first attempt", func() bool { return u.calls() == 1 })
 	u.set(http.StatusOK, nil)
+	// Calls that started before the 429 came back cannot be held; from the
+	// moment the limiter knows, the whole upstream waits.
+	waitFor(t, "the limiter to pause the upstream", func() bool {
+		l := rt.Metrics(context.Background()).AdvancedOptimizations.RateLimiter.Upstreams["up"]
+		return l != nil && l.PausedFor > 0
+	})
 	// A second task, submitted during the pause.
 	res2, err := get(rt)
 	if err != nil || res2.Status != messages.TaskSucceeded {

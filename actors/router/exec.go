@@ -27,8 +27,11 @@ import (
 // call is everything one execution needs, copied out of the worker so the
 // goroutine touches no actor state.
 type call struct {
-	box      *reply.Box // the executor's mailbox for pool, limiter and breaker answers
-	ref      uint64     // correlates requests with their answers in box
+	// box is the executor's mailbox for pool, limiter and breaker answers,
+	// shared by all its calls: every request carries a process-wide unique
+	// id (tokenIDs), so a late answer to an abandoned request never matches
+	// a later one.
+	box      *reply.Box
 	system   *actor.ActorSystem
 	router   *actor.PID
 	worker   *actor.PID
@@ -316,8 +319,9 @@ func (c *call) token(ctx context.Context, isRetry bool) bool {
 	}
 }
 
-// tokenIDs correlates token requests with grants across all workers: the
-// limiter keys its queue by id.
+// tokenIDs numbers every request a call makes (token, lease, probe, retry
+// timer): unique across workers, because the limiter keys its queue by id,
+// and across calls, because an executor's box outlives each call.
 var tokenIDs atomic.Uint64
 
 // wait lets delay pass on the clock (a timer delivering to the executor's
@@ -326,8 +330,7 @@ func (c *call) wait(ctx context.Context, delay time.Duration) bool {
 	if delay <= 0 {
 		return true
 	}
-	c.ref++
-	ref, box := c.ref, c.box
+	ref, box := tokenIDs.Add(1), c.box
 	t := c.clock.AfterFunc(delay, func() { box.SendUserMessage(nil, &retryDue{ref: ref}) })
 	defer t.Stop()
 	for {
@@ -351,8 +354,7 @@ func (c *call) acquire(ctx context.Context, endpoints []string) (*messages.Conne
 	if c.pool == nil {
 		return nil, fmt.Errorf("no connection pool for upstream %q", c.task.Upstream)
 	}
-	c.ref++
-	ref := c.ref
+	ref := tokenIDs.Add(1)
 	c.system.Root.Send(c.pool, &messages.AcquireConnection{Ref: ref, ReplyTo: c.box.PID(), Endpoints: endpoints})
 	for {
 		select {

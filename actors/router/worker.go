@@ -90,7 +90,9 @@ func (w *Worker) Receive(ctx actor.Context) {
 	switch msg := ctx.Message().(type) {
 	case *actor.Started:
 		w.jobs = make(chan job, 1)
-		go executor(w.jobs, reply.NewBuffered(ctx.ActorSystem(), 4))
+		// Room for stale answers to abandoned requests (at most a few per
+		// cancelled call) so a real answer is never dropped for lack of it.
+		go executor(w.jobs, reply.NewBuffered(ctx.ActorSystem(), 64))
 	case *actor.Stopped:
 	case *actor.Stopping, *actor.Restarting:
 		if w.cancel != nil {
@@ -153,6 +155,18 @@ func (w *Worker) run(ctx actor.Context, msg *runTask) {
 	}
 }
 
+// drainStale drops answers left over from an earlier call's abandoned
+// requests; the new call's requests have new ids anyway.
+func drainStale(box *reply.Box) {
+	for {
+		select {
+		case <-box.C():
+		default:
+			return
+		}
+	}
+}
+
 // breakersOf maps an upstream's endpoints to their breaker actors, looked
 // up once per upstream and worker (upstreams are fixed while running; a
 // restarted breaker keeps its PID).
@@ -175,13 +189,12 @@ func (w *Worker) breakersOf(name string, up conf.Upstream) map[string]*actor.PID
 }
 
 // executor runs the worker's calls one after the other until jobs closes.
-// Its box receives the pool's answers for all of them, told apart by ref.
+// Its box receives the answers for all of them, told apart by request id.
 func executor(jobs <-chan job, box *reply.Box) {
 	defer box.Close()
-	var ref uint64
 	for j := range jobs {
-		ref++
-		j.call.box, j.call.ref = box, ref
+		drainStale(box)
+		j.call.box = box
 		j.call.execute(j.ctx, j.cancel)
 	}
 }
