@@ -232,6 +232,8 @@ func (r *Router) finish(ctx actor.Context, e *entry, res *messages.TaskResult) {
 	r.checkDrained(ctx)
 }
 
+// logTask writes the task's line (times in milliseconds, zerolog's unit for
+// durations).
 func (r *Router) logTask(e *entry, res *messages.TaskResult) {
 	mon := r.cfg.Monitoring
 	slow := res.Latency > time.Duration(mon.SlowRequestThreshold*float64(time.Second))
@@ -245,7 +247,7 @@ func (r *Router) logTask(e *entry, res *messages.TaskResult) {
 	}
 	ev = ev.Str("task", e.task.ID).Str("upstream", e.task.Upstream).Int("priority", e.task.Priority).
 		Str("status", res.Status).Int("upstream_status", res.UpstreamStatus).Int("attempts", res.Attempts).
-		Str("cache", res.Cache).Dur("queue", res.Queue).Dur("upstream_time", res.Upstream).Dur("latency", res.Latency)
+		Str("cache", res.Cache).Dur("queue_ms", res.Queue).Dur("upstream_ms", res.Upstream).Dur("latency_ms", res.Latency)
 	if res.Err != nil {
 		ev = ev.Str("error", res.Err.Code)
 	}
