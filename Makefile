@@ -5,7 +5,8 @@ FUZZTIME  ?= 10s
 ADDR      ?=
 
 # Fuzz targets as package:Target; `make fuzz` runs each for FUZZTIME.
-FUZZ_TARGETS := ./conf:FuzzLoadTOML ./conf:FuzzEnv ./conf:FuzzPatch ./httpapi:FuzzPostConfig \
+FUZZ_TARGETS := ./conf:FuzzLoadTOML ./conf:FuzzEnv ./conf:FuzzPatch \
+	./httpapi:FuzzPostConfig ./httpapi:FuzzPostTask ./httpapi:FuzzOpenAIBody \
 	./internal/sim:FuzzChat ./internal/sim:FuzzEmbeddings ./internal/sim:FuzzSearch ./internal/sim:FuzzControl
 
 .PHONY: help build run test verify fuzz compat clean
