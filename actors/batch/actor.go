@@ -10,6 +10,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/rs/zerolog"
 
+	"github.com/deer-runtime/deer/actors/admin"
 	"github.com/deer-runtime/deer/conf"
 	"github.com/deer-runtime/deer/internal/clock"
 	"github.com/deer-runtime/deer/messages"
@@ -49,10 +50,11 @@ var _ actor.Actor = (*Actor)(nil)
 
 // Actor is batch/UPSTREAM. Its state is touched only on its own goroutine.
 type Actor struct {
-	d      Deps
-	log    zerolog.Logger
-	system *actor.ActorSystem
-	self   *actor.PID
+	answers *admin.Answers // the admin messages: status, stats, config, ping
+	d       Deps
+	log     zerolog.Logger
+	system  *actor.ActorSystem
+	self    *actor.PID
 
 	q        *Queue
 	enabled  bool // the upstream has batch = "openai-embeddings"
@@ -72,6 +74,17 @@ type tick struct{ gen uint64 }
 
 // Receive implements actor.Actor.
 func (a *Actor) Receive(ctx actor.Context) {
+	if a.answers == nil {
+		a.answers = &admin.Answers{
+			Name:   a.d.Name,
+			Status: a.status,
+			Stats:  func() any { return a.stats() },
+			Apply:  func(ctx actor.Context, cfg *conf.Config) error { a.apply(ctx, cfg); return nil },
+		}
+	}
+	if a.answers.Handle(ctx) {
+		return
+	}
 	switch msg := ctx.Message().(type) {
 	case *actor.Started:
 		a.start(ctx)
@@ -81,28 +94,6 @@ func (a *Actor) Receive(ctx actor.Context) {
 		if msg.gen == a.timerGen {
 			a.timer = nil
 			a.emit(ctx, a.q.Due(a.d.Clock.Now()))
-		}
-	case *messages.StatusQuery:
-		if ctx.Sender() != nil {
-			ctx.Respond(a.status())
-		}
-	case *messages.StatsQuery:
-		if ctx.Sender() != nil {
-			ctx.Respond(&messages.StatsReport{Actor: a.d.Name, Stats: a.stats()})
-		}
-	case *messages.ApplyConfig:
-		reply := &messages.ConfigApplied{Actor: a.d.Name}
-		if msg.Config == nil {
-			reply.Err = "no configuration"
-		} else {
-			a.apply(ctx, msg.Config)
-		}
-		if ctx.Sender() != nil {
-			ctx.Respond(reply)
-		}
-	case *messages.Ping:
-		if ctx.Sender() != nil {
-			ctx.Respond(&messages.Pong{Actor: a.d.Name, Seq: msg.Seq})
 		}
 	case *actor.Stopping, *actor.Restarting:
 		// Accepted items are never dropped: what is pending goes now.

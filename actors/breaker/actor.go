@@ -10,6 +10,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/rs/zerolog"
 
+	"github.com/deer-runtime/deer/actors/admin"
 	"github.com/deer-runtime/deer/conf"
 	"github.com/deer-runtime/deer/internal/clock"
 	"github.com/deer-runtime/deer/messages"
@@ -51,11 +52,12 @@ var _ actor.Actor = (*Actor)(nil)
 // Actor is breaker/UPSTREAM/ENDPOINT. Its state is touched only on its own
 // goroutine.
 type Actor struct {
-	d      Deps
-	saved  *atomic.Pointer[Breaker]
-	log    zerolog.Logger
-	system *actor.ActorSystem
-	self   *actor.PID
+	answers *admin.Answers // the admin messages: status, stats, config, ping
+	d       Deps
+	saved   *atomic.Pointer[Breaker]
+	log     zerolog.Logger
+	system  *actor.ActorSystem
+	self    *actor.PID
 
 	b       *Breaker
 	enabled bool // enable_advanced_optimization: off allows every call
@@ -76,6 +78,17 @@ type tick struct{ gen uint64 }
 
 // Receive implements actor.Actor.
 func (a *Actor) Receive(ctx actor.Context) {
+	if a.answers == nil {
+		a.answers = &admin.Answers{
+			Name:   a.d.Name,
+			Status: a.status,
+			Stats:  func() any { return a.stats() },
+			Apply:  func(_ actor.Context, cfg *conf.Config) error { a.apply(cfg); return nil },
+		}
+	}
+	if a.answers.Handle(ctx) {
+		return
+	}
 	switch msg := ctx.Message().(type) {
 	case *actor.Started:
 		a.start(ctx)
@@ -88,28 +101,6 @@ func (a *Actor) Receive(ctx actor.Context) {
 			a.timer = nil
 			a.b.Advance(a.d.Clock.Now())
 			a.settle()
-		}
-	case *messages.StatusQuery:
-		if ctx.Sender() != nil {
-			ctx.Respond(a.status())
-		}
-	case *messages.StatsQuery:
-		if ctx.Sender() != nil {
-			ctx.Respond(&messages.StatsReport{Actor: a.d.Name, Stats: a.stats()})
-		}
-	case *messages.ApplyConfig:
-		reply := &messages.ConfigApplied{Actor: a.d.Name}
-		if msg.Config == nil {
-			reply.Err = "no configuration"
-		} else {
-			a.apply(msg.Config)
-		}
-		if ctx.Sender() != nil {
-			ctx.Respond(reply)
-		}
-	case *messages.Ping:
-		if ctx.Sender() != nil {
-			ctx.Respond(&messages.Pong{Actor: a.d.Name, Seq: msg.Seq})
 		}
 	case *actor.Stopping, *actor.Restarting:
 		a.stopTimer()
