@@ -23,9 +23,11 @@ func TestHandleAnswersTheAdminMessages(t *testing.T) {
 	var others []any
 	fail := false
 	a := &Answers{
-		Name:   "thing/x",
-		Status: func() *messages.StatusReport { return &messages.StatusReport{Actor: "thing/x", State: messages.StateHealthy} },
-		Stats:  func() any { return &stats{n: 7} },
+		Name: "thing/x",
+		Status: func() *messages.StatusReport {
+			return &messages.StatusReport{Actor: "thing/x", State: messages.StateHealthy}
+		},
+		Stats: func() any { return &stats{n: 7} },
 		Apply: func(_ actor.Context, cfg *conf.Config) error {
 			applied = append(applied, cfg)
 			if fail {
