@@ -19,6 +19,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/deer-runtime/deer/actors/breaker"
+	"github.com/deer-runtime/deer/actors/limiter"
 	"github.com/deer-runtime/deer/conf"
 	"github.com/deer-runtime/deer/internal/clock"
 	"github.com/deer-runtime/deer/internal/dispatch"
@@ -51,7 +52,10 @@ type Runtime struct {
 	dispatcher *dispatch.Pool
 	boxes      *reply.Boxes
 	board      *breaker.Board // the breakers' states, read by workers
-	configMu   sync.Mutex     // one configuration change at a time
+	// reservoirs hold each upstream's tokens granted ahead of demand, taken
+	// by workers without a message; fixed at start like the upstreams.
+	reservoirs map[string]*limiter.Reservoir
+	configMu   sync.Mutex // one configuration change at a time
 	stopping   atomic.Bool
 	stopOnce   sync.Once
 }
@@ -147,6 +151,10 @@ func Start(ctx context.Context, cfg *conf.Config, opts ...Option) (*Runtime, err
 		actor.WithDeadLetterRequestLogging(false),
 	)
 	rt.boxes = reply.NewBoxes(rt.system)
+	rt.reservoirs = make(map[string]*limiter.Reservoir, len(cfg.Upstreams))
+	for name := range cfg.Upstreams {
+		rt.reservoirs[name] = &limiter.Reservoir{}
+	}
 	rt.countDeadLetters()
 	if err := rt.startBuiltins(cfg); err != nil {
 		rt.stopBuiltins(context.Background())

@@ -52,6 +52,7 @@ func (rt *Runtime) spawnTree(policy supervisor.Policy, extra []supervisor.ChildS
 			return []supervisor.ChildSpec{{Name: "router", Props: router.Props(router.Deps{
 				Name: "router", Live: rt.live, Clock: rt.clock, Log: rt.log, Metrics: rt.set,
 				Registry: rt.reg, Strategy: routerStrategy, Dispatcher: rt.dispatcher, Board: rt.board,
+				Reservoirs: rt.reservoirs,
 			})}}
 		}),
 		group("upstreams", rt.upstreamActors),
@@ -100,6 +101,7 @@ func (rt *Runtime) upstreamActors() []supervisor.ChildSpec {
 			})},
 			supervisor.ChildSpec{Name: "limiter/" + name, Props: limiter.Props(limiter.Deps{
 				Name: "limiter/" + name, Upstream: name, Live: rt.live, Clock: rt.clock, Log: rt.log, Metrics: rt.set,
+				Reservoir: rt.reservoirs[name],
 			})},
 			supervisor.ChildSpec{Name: "batch/" + name, Props: batch.Props(batch.Deps{
 				Name: "batch/" + name, Upstream: name, Live: rt.live, Clock: rt.clock, Log: rt.log, Metrics: rt.set,

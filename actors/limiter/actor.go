@@ -25,6 +25,9 @@ type Deps struct {
 	Clock    clock.Clock
 	Log      zerolog.Logger
 	Metrics  *metrics.Set
+	// Reservoir, when set, is filled with tokens ahead of demand for
+	// workers to take without a message (see Reservoir).
+	Reservoir *Reservoir
 }
 
 // memo is what one incarnation hands the next across a restart (SPEC §6:
@@ -229,6 +232,7 @@ func (a *Actor) drain(ctx actor.Context) {
 	a.mRate.Set(a.bucket.Rate())
 	if a.waiting.Len() == 0 {
 		a.stopTimer()
+		a.topUp(now)
 		return
 	}
 	due := now.Add(a.bucket.Wait(now, a.waiting[0].count))
@@ -239,6 +243,29 @@ func (a *Actor) drain(ctx actor.Context) {
 	gen, system, self := a.timerGen, a.system, a.self
 	a.timerDue = due
 	a.timer = a.d.Clock.AfterFunc(due.Sub(now), func() { system.Root.Send(self, &tick{gen: gen}) })
+}
+
+// topUp counts the tokens workers took from the reservoir (as granted
+// first attempts) and fills it again from the bucket. Only tokens the
+// bucket has are moved: a refused Allow would read as demand.
+func (a *Actor) topUp(now time.Time) {
+	r := a.d.Reservoir
+	if r == nil {
+		return
+	}
+	if n := r.collect(); n > 0 {
+		a.granted += n
+		a.mGranted.Add(int(n))
+		a.budget.Request(now, int(n))
+	}
+	if !a.enabled || now.Before(a.bucket.PausedUntil()) {
+		r.empty()
+		return
+	}
+	want := reservoirSize(a.bucket.Rate(), a.bucket.Settings().Burst) - r.Len()
+	for ; want > 0 && a.bucket.Tokens(now) >= 1 && a.bucket.Allow(now, 1); want-- {
+		r.put(1)
+	}
 }
 
 // stopTimer cancels the wake-up; a tick already sent is dropped by gen.
@@ -258,10 +285,18 @@ func (a *Actor) observe(ctx actor.Context, msg *messages.ReportOutcome) {
 	if o.Throttled() {
 		a.mThrottled.Inc()
 	}
-	change, changed := a.bucket.Observe(a.d.Clock.Now(), o)
+	if o.Throttled() || o.RetryAfter > 0 {
+		a.d.Reservoir.empty() // tokens taken at the old rate must not outlive the throttle
+	}
+	now := a.d.Clock.Now()
+	change, changed := a.bucket.Observe(now, o)
 	a.logChange(change, changed)
 	if changed || o.RetryAfter > 0 {
 		a.drain(ctx) // the head's due time moved
+		return
+	}
+	if a.waiting.Len() == 0 {
+		a.topUp(now)
 	}
 }
 
@@ -287,6 +322,7 @@ func (a *Actor) apply(ctx actor.Context, cfg *conf.Config) {
 		a.log.Info().Bool("enabled", a.enabled).Msg("rate limiter switched by enable_advanced_optimization")
 	}
 	if s := SettingsFrom(cfg.RateLimit); s != a.bucket.Settings() {
+		a.d.Reservoir.empty() // refilled below at the new rate
 		now := a.d.Clock.Now()
 		a.logChange(a.bucket.Configure(now, s))
 		a.budget.SetWindow(now, s.Window)

@@ -17,6 +17,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/deer-runtime/deer/actors/breaker"
+	"github.com/deer-runtime/deer/actors/limiter"
 	"github.com/deer-runtime/deer/actors/retry"
 	"github.com/deer-runtime/deer/conf"
 	"github.com/deer-runtime/deer/internal/clock"
@@ -37,6 +38,7 @@ type call struct {
 	worker   *actor.PID
 	pool     *actor.PID
 	limiter  *actor.PID
+	tokens   *limiter.Reservoir    // tokens taken without a message, when there are some
 	breakers map[string]*actor.PID // endpoint URL → its breaker
 	board    *breaker.Board
 	up       conf.Upstream
@@ -296,6 +298,9 @@ func (c *call) report(r routed, ep string, status int, err error, retryAfter tim
 func (c *call) token(ctx context.Context, isRetry bool) bool {
 	if c.limiter == nil {
 		return true
+	}
+	if !isRetry && c.tokens.TryTake() {
+		return true // a retry always asks: it spends the retry budget
 	}
 	id := tokenIDs.Add(1)
 	c.system.Root.Send(c.limiter, &messages.AcquireToken{ID: id, Priority: c.task.Priority, ReplyTo: c.box.PID(), Retry: isRetry})

@@ -9,6 +9,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/deer-runtime/deer/actors/breaker"
+	"github.com/deer-runtime/deer/actors/limiter"
 	"github.com/deer-runtime/deer/conf"
 	"github.com/deer-runtime/deer/internal/clock"
 	"github.com/deer-runtime/deer/messages"
@@ -30,6 +31,9 @@ type Deps struct {
 	// Board is the breakers' shared view, read by workers on every attempt;
 	// nil leaves breakers off the task path.
 	Board *breaker.Board
+	// Reservoirs are the limiters' tokens granted ahead of demand, per
+	// upstream; a worker takes one without a message when there is one.
+	Reservoirs map[string]*limiter.Reservoir
 }
 
 // maxPingTimeout bounds how long a health-check ping waits for its answer.

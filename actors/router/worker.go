@@ -8,6 +8,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/deer-runtime/deer/actors/breaker"
+	"github.com/deer-runtime/deer/actors/limiter"
 	"github.com/deer-runtime/deer/actors/retry"
 	"github.com/deer-runtime/deer/conf"
 	"github.com/deer-runtime/deer/internal/clock"
@@ -26,8 +27,9 @@ type Worker struct {
 	reg   *supervisor.Registry
 	clock clock.Clock
 
-	board    *breaker.Board
-	breakers map[string]map[string]*actor.PID // upstream → endpoint → breaker
+	board      *breaker.Board
+	reservoirs map[string]*limiter.Reservoir
+	breakers   map[string]map[string]*actor.PID // upstream → endpoint → breaker
 
 	current string             // id of the task being executed, "" when idle
 	cancel  context.CancelFunc // cancels the current task's call
@@ -81,7 +83,7 @@ func workerProps(name string, d Deps) *actor.Props {
 		opts = append(opts, actor.WithDispatcher(d.Dispatcher))
 	}
 	return actor.PropsFromProducer(func() actor.Actor {
-		return &Worker{name: name, log: d.Log.With().Str("actor", name).Logger(), live: d.Live, reg: d.Registry, clock: d.Clock, board: d.Board}
+		return &Worker{name: name, log: d.Log.With().Str("actor", name).Logger(), live: d.Live, reg: d.Registry, clock: d.Clock, board: d.Board, reservoirs: d.Reservoirs}
 	}, opts...)
 }
 
@@ -126,7 +128,7 @@ func (w *Worker) run(ctx actor.Context, msg *runTask) {
 	t := msg.task
 	up := cfg.Upstreams[t.Upstream]
 	pool, _ := w.reg.PID("pool/" + t.Upstream)
-	limiter, _ := w.reg.PID("limiter/" + t.Upstream)
+	limiterPID, _ := w.reg.PID("limiter/" + t.Upstream)
 	runCtx, cancel := context.WithTimeout(context.Background(), msg.timeout)
 	w.current, w.cancel = t.ID, cancel
 	c := &call{
@@ -134,7 +136,8 @@ func (w *Worker) run(ctx actor.Context, msg *runTask) {
 		router:   ctx.Parent(),
 		worker:   ctx.Self(),
 		pool:     pool,
-		limiter:  limiter,
+		limiter:  limiterPID,
+		tokens:   w.reservoirs[t.Upstream],
 		breakers: w.breakersOf(t.Upstream, up),
 		board:    w.board,
 		up:       up,
