@@ -88,8 +88,13 @@ type answer struct {
 // ask sends q to every registered running actor at once and collects the
 // replies, waiting at most askTimeout (or less, if ctx ends first).
 func (rt *Runtime) ask(ctx context.Context, q any) []answer {
+	return rt.askWithin(ctx, q, askTimeout)
+}
+
+// askWithin is ask with its own bound on the wait.
+func (rt *Runtime) askWithin(ctx context.Context, q any, limit time.Duration) []answer {
 	entries := rt.reg.Entries()
-	timeout := askTimeout
+	timeout := limit
 	if dl, ok := ctx.Deadline(); ok {
 		timeout = min(timeout, time.Until(dl))
 	}

@@ -437,7 +437,7 @@ func TestTwoThousandConcurrentCallsAreAnsweredOnce(t *testing.T) {
 				return
 			case <-tick.C:
 			}
-			checkPoolBooks(t, h, maxConns)
+			checkPoolBooks(t, h, maxConns, false)
 			samples++
 		}
 	}()
@@ -479,7 +479,7 @@ func TestTwoThousandConcurrentCallsAreAnsweredOnce(t *testing.T) {
 	if st.PeakInFlight > maxConns {
 		t.Errorf("the simulator saw %d calls at once, over max_connections %d", st.PeakInFlight, maxConns)
 	}
-	m := checkPoolBooks(t, h, maxConns)
+	m := checkPoolBooks(t, h, maxConns, true)
 	if m.acquired < n {
 		t.Errorf("connection_pool.total_acquired = %v, want >= %d", m.acquired, n)
 	}
@@ -500,7 +500,7 @@ type poolBooks struct{ acquired, released, active, peak float64 }
 // up: total_acquired − total_released = active_connections, and neither
 // the active nor the peak count exceeds max_connections. It reports with
 // Errorf only, so it may run on any goroutine.
-func checkPoolBooks(t *testing.T, h *harness, maxConns float64) poolBooks {
+func checkPoolBooks(t *testing.T, h *harness, maxConns float64, final bool) poolBooks {
 	t.Helper()
 	resp, err := client.Get(h.srv.URL + "/metrics")
 	if err != nil {
@@ -527,6 +527,13 @@ func checkPoolBooks(t *testing.T, h *harness, maxConns float64) poolBooks {
 		return poolBooks{}
 	}
 	p := doc.Pool
+	if p.Max == 0 && !final {
+		// pool/sim did not answer within /metrics' ask timeout: thousands
+		// of lease requests queue ahead of the stats query under this load,
+		// and /metrics lists it as unanswered instead of waiting. Nothing
+		// to check in this sample; the final one must have it.
+		return poolBooks{}
+	}
 	if p.Acquired-p.Released != p.Active || p.Active > maxConns || p.Peak > maxConns || p.Max != maxConns {
 		t.Errorf("connection_pool does not add up: acquired %v - released %v != active %v, or over max_connections %v (peak %v, reported max %v)",
 			p.Acquired, p.Released, p.Active, maxConns, p.Peak, p.Max)
