@@ -13,9 +13,10 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/deer-runtime/deer/internal/load"
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
+
+	"github.com/deer-runtime/deer/internal/load"
 )
 
 func main() {
