@@ -20,6 +20,7 @@ import (
 
 	"github.com/deer-runtime/deer/actors/breaker"
 	"github.com/deer-runtime/deer/actors/limiter"
+	"github.com/deer-runtime/deer/actors/pool"
 	"github.com/deer-runtime/deer/conf"
 	"github.com/deer-runtime/deer/internal/clock"
 	"github.com/deer-runtime/deer/internal/dispatch"
@@ -55,7 +56,8 @@ type Runtime struct {
 	// reservoirs hold each upstream's tokens granted ahead of demand, taken
 	// by workers without a message; fixed at start like the upstreams.
 	reservoirs map[string]*limiter.Reservoir
-	configMu   sync.Mutex // one configuration change at a time
+	poolStats  map[string]*pool.Published // each pool's last published numbers
+	configMu   sync.Mutex                 // one configuration change at a time
 	stopping   atomic.Bool
 	stopOnce   sync.Once
 }
@@ -152,8 +154,10 @@ func Start(ctx context.Context, cfg *conf.Config, opts ...Option) (*Runtime, err
 	)
 	rt.boxes = reply.NewBoxes(rt.system)
 	rt.reservoirs = make(map[string]*limiter.Reservoir, len(cfg.Upstreams))
+	rt.poolStats = make(map[string]*pool.Published, len(cfg.Upstreams))
 	for name := range cfg.Upstreams {
 		rt.reservoirs[name] = &limiter.Reservoir{}
+		rt.poolStats[name] = &pool.Published{}
 	}
 	rt.countDeadLetters()
 	if err := rt.startBuiltins(cfg); err != nil {

@@ -405,6 +405,15 @@ func (rt *Runtime) Metrics(ctx context.Context) *MetricsReport {
 		rep.Actors.Restarts[a.entry.Name] = a.entry.Restarts
 		sr, ok := a.reply.(*messages.StatsReport)
 		if !ok {
+			// A pool too busy to answer (its mailbox full of lease
+			// requests) has published its recent numbers.
+			if up, isPool := strings.CutPrefix(a.entry.Name, "pool/"); isPool {
+				if snap := rt.poolStats[up].Load(); snap != nil {
+					sr, ok = &messages.StatsReport{Actor: a.entry.Name, Stats: snap}, true
+				}
+			}
+		}
+		if !ok {
 			if !strings.HasPrefix(a.entry.Name, "worker/") {
 				rep.Actors.Unanswered = append(rep.Actors.Unanswered, a.entry.Name)
 			}

@@ -97,7 +97,7 @@ func (rt *Runtime) upstreamActors() []supervisor.ChildSpec {
 		specs = append(specs,
 			supervisor.ChildSpec{Name: "pool/" + name, Props: pool.Props(pool.Deps{
 				Name: "pool/" + name, Upstream: name, Live: rt.live, Clock: rt.clock, Log: rt.log, Metrics: rt.set,
-				RoundTripper: rt.rtrip,
+				RoundTripper: rt.rtrip, Published: rt.poolStats[name],
 			})},
 			supervisor.ChildSpec{Name: "limiter/" + name, Props: limiter.Props(limiter.Deps{
 				Name: "limiter/" + name, Upstream: name, Live: rt.live, Clock: rt.clock, Log: rt.log, Metrics: rt.set,

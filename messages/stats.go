@@ -27,8 +27,11 @@ type PoolStats struct {
 	DialTimeout       float64 `json:"connection_timeout"`
 	DialRetries       int     `json:"max_retries"`
 	WarmConnections   int     `json:"warm_connections"` // connections opened ahead of the first task
-	DialRetriesUsed   uint64  `json:"dial_retries"`     // dials retried after a failure
-	DialFailures      uint64  `json:"dial_failures"`    // dials that failed after every retry
+	// Snapshot is set when the pool was too busy to answer in time and
+	// these are the numbers it last published (at most 50 ms old then).
+	Snapshot        bool   `json:"snapshot,omitempty"`
+	DialRetriesUsed uint64 `json:"dial_retries"`  // dials retried after a failure
+	DialFailures    uint64 `json:"dial_failures"` // dials that failed after every retry
 }
 
 // BatchStats is one upstream's embedding batcher.

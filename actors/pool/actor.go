@@ -31,6 +31,9 @@ type Deps struct {
 	// transport (an embedder's instrumented or in-memory transport); lease
 	// accounting is unchanged, and no connections are warmed.
 	RoundTripper http.RoundTripper
+	// Published, when set, receives the pool's numbers at most every 50 ms
+	// for /metrics to read when the pool is too busy to answer.
+	Published *Published
 }
 
 // Props builds pool/UPSTREAM. Each incarnation (first start and every
@@ -85,6 +88,7 @@ type Actor struct {
 	reclaimTimer clock.Timer
 	timerGen     uint64
 	degraded     bool
+	lastPublish  time.Time // when stats were last copied to d.Published
 
 	mActive, mMax, mWaiting *metrics.Gauge
 	mAcquired, mReclaimed   *metrics.Counter
@@ -329,6 +333,12 @@ func (a *Actor) changed() {
 		a.log.Info().Int("active", st.Active).Int("max", st.Max).Msg("connection pool utilization back to normal")
 	}
 	a.degraded = over
+	if a.d.Published != nil {
+		if now := a.d.Clock.Now(); now.Sub(a.lastPublish) >= publishEvery {
+			a.d.Published.store(a.stats())
+			a.lastPublish = now
+		}
+	}
 
 	if a.reclaimTimer == nil && a.workerTimeout > 0 {
 		if oldest, ok := a.leases.Oldest(); ok {
