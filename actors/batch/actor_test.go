@@ -12,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/deer-runtime/deer/conf"
+	"github.com/deer-runtime/deer/internal/actortest"
 	"github.com/deer-runtime/deer/internal/clock"
 	"github.com/deer-runtime/deer/messages"
 )
@@ -43,14 +44,14 @@ func testConfig(mut func(*conf.Config)) *conf.Config {
 func start(t *testing.T, cfg *conf.Config) *fixture {
 	t.Helper()
 	f := &fixture{
-		system: newSystem(t),
+		system: actortest.NewSystem(t),
 		live:   conf.NewLive(cfg),
 		clock:  clock.NewFake(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)),
 		set:    metrics.NewSet(),
 	}
-	f.replies, f.rch = probe(t, f.system)
-	f.sink, f.sch = probe(t, f.system)
-	f.pid = spawn(t, f.system, panicky(Props(Deps{
+	f.replies, f.rch = actortest.Probe(t, f.system)
+	f.sink, f.sch = actortest.Probe(t, f.system)
+	f.pid = actortest.Spawn(t, f.system, actortest.Panicky(Props(Deps{
 		Name: "batch/emb", Upstream: "emb", Live: f.live, Clock: f.clock,
 		Log: zerolog.Nop(), Metrics: f.set, Sink: f.sink,
 	})))
@@ -66,13 +67,13 @@ func (f *fixture) enqueue(id uint64, model string, inputs, priority int) {
 func (f *fixture) stats(t *testing.T) *messages.BatchStats { return statsOf(t, f.system, f.pid) }
 
 func (f *fixture) status(t *testing.T) *messages.StatusReport {
-	return ask[*messages.StatusReport](t, f.system, f.pid, &messages.StatusQuery{})
+	return actortest.Ask[*messages.StatusReport](t, f.system, f.pid, &messages.StatusQuery{})
 }
 
 func (f *fixture) apply(t *testing.T, cfg *conf.Config) {
 	t.Helper()
 	f.live.Store(cfg)
-	if r := ask[*messages.ConfigApplied](t, f.system, f.pid, &messages.ApplyConfig{Config: cfg}); r.Err != "" || r.Actor != "batch/emb" {
+	if r := actortest.Ask[*messages.ConfigApplied](t, f.system, f.pid, &messages.ApplyConfig{Config: cfg}); r.Err != "" || r.Actor != "batch/emb" {
 		t.Fatalf("ConfigApplied %+v", r)
 	}
 }
@@ -80,7 +81,7 @@ func (f *fixture) apply(t *testing.T, cfg *conf.Config) {
 // ready waits for the next BatchReady and checks its ids and reason.
 func (f *fixture) ready(t *testing.T, reason string, ids ...uint64) *messages.BatchReady {
 	t.Helper()
-	b := recv[*messages.BatchReady](t, f.sch)
+	b := actortest.Recv[*messages.BatchReady](t, f.sch)
 	var got []uint64
 	for _, it := range b.Items {
 		got = append(got, it.ID)
@@ -103,14 +104,14 @@ func (f *fixture) ready(t *testing.T, reason string, ids ...uint64) *messages.Ba
 func (f *fixture) noBatch(t *testing.T) {
 	t.Helper()
 	f.stats(t)
-	if got := drain(t, f.system, f.sink, f.sch); len(got) != 0 {
+	if got := actortest.Drain(t, f.system, f.sink, f.sch); len(got) != 0 {
 		t.Fatalf("unexpected batches %+v", got)
 	}
 }
 
 func (f *fixture) timers(t *testing.T, want ...time.Duration) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	ctx, cancel := context.WithTimeout(context.Background(), actortest.Wait)
 	defer cancel()
 	if len(want) > 0 && !f.clock.WaitForTimers(ctx, 1) {
 		t.Fatal("no timer set")
@@ -128,7 +129,7 @@ func (f *fixture) timers(t *testing.T, want ...time.Duration) {
 
 func TestAdminMessages(t *testing.T) {
 	f := start(t, testConfig(nil))
-	if p := ask[*messages.Pong](t, f.system, f.pid, &messages.Ping{Seq: 2}); p.Seq != 2 || p.Actor != "batch/emb" {
+	if p := actortest.Ask[*messages.Pong](t, f.system, f.pid, &messages.Ping{Seq: 2}); p.Seq != 2 || p.Actor != "batch/emb" {
 		t.Fatalf("pong %+v", p)
 	}
 	if s := f.status(t); s.State != messages.StateHealthy {
@@ -139,12 +140,12 @@ func TestAdminMessages(t *testing.T) {
 		t.Fatalf("stats %+v", st)
 	}
 	f.system.Root.Send(f.pid, 3.14)
-	ask[*messages.Pong](t, f.system, f.pid, &messages.Ping{})
+	actortest.Ask[*messages.Pong](t, f.system, f.pid, &messages.Ping{})
 }
 
 func TestDisabledUpstream(t *testing.T) {
 	f := start(t, testConfig(func(c *conf.Config) { c.Upstreams["emb"] = conf.Upstream{BaseURL: "http://127.0.0.1:1"} }))
-	r := ask[*messages.BatchRejected](t, f.system, f.pid, &messages.EnqueueBatchItem{ID: 1, Model: "m", Inputs: 1})
+	r := actortest.Ask[*messages.BatchRejected](t, f.system, f.pid, &messages.EnqueueBatchItem{ID: 1, Model: "m", Inputs: 1})
 	if r.ID != 1 || r.Reason != "disabled" {
 		t.Fatalf("reply %+v", r)
 	}
@@ -166,7 +167,7 @@ func TestFlushOnSizeTimeoutPriority(t *testing.T) {
 		t.Fatalf("batch %+v", b)
 	}
 	for range 3 {
-		recv[*messages.BatchAccepted](t, f.rch)
+		actortest.Recv[*messages.BatchAccepted](t, f.rch)
 	}
 
 	f.timers(t, 1500*time.Millisecond) // "other" times out 1.5s after it came
@@ -198,9 +199,9 @@ func TestQueueFullAndDegraded(t *testing.T) {
 	}
 	f.enqueue(6, "a", 1, 1)
 	for range 5 {
-		recv[*messages.BatchAccepted](t, f.rch)
+		actortest.Recv[*messages.BatchAccepted](t, f.rch)
 	}
-	if r := recv[*messages.BatchRejected](t, f.rch); r.ID != 6 || r.Reason != "queue_full" {
+	if r := actortest.Recv[*messages.BatchRejected](t, f.rch); r.ID != 6 || r.Reason != "queue_full" {
 		t.Fatalf("reply %+v", r)
 	}
 	if st := f.stats(t); st.Pending != 5 || st.Rejected != 1 {
@@ -209,7 +210,7 @@ func TestQueueFullAndDegraded(t *testing.T) {
 	if s := f.status(t); s.State != messages.StateDegraded || !strings.Contains(s.Detail, "5 items pending") {
 		t.Fatalf("status %+v", s)
 	}
-	r := ask[*messages.BatchRejected](t, f.system, f.pid, &messages.EnqueueBatchItem{ID: 7, Model: "m", Inputs: 0})
+	r := actortest.Ask[*messages.BatchRejected](t, f.system, f.pid, &messages.EnqueueBatchItem{ID: 7, Model: "m", Inputs: 0})
 	if r.Reason != "invalid" {
 		t.Fatalf("reply %+v", r)
 	}
@@ -247,9 +248,9 @@ func TestApplyConfigLive(t *testing.T) {
 		f.enqueue(2, "b", 1, 1)
 		f.apply(t, testConfig(func(c *conf.Config) { c.BatchProcessing.MaxQueueSize = 2 }))
 		f.enqueue(3, "c", 1, 1)
-		recv[*messages.BatchAccepted](t, f.rch)
-		recv[*messages.BatchAccepted](t, f.rch)
-		if r := recv[*messages.BatchRejected](t, f.rch); r.ID != 3 {
+		actortest.Recv[*messages.BatchAccepted](t, f.rch)
+		actortest.Recv[*messages.BatchAccepted](t, f.rch)
+		if r := actortest.Recv[*messages.BatchRejected](t, f.rch); r.ID != 3 {
 			t.Fatalf("reply %+v", r)
 		}
 		if st := f.stats(t); st.MaxQueueSize != 2 || st.Pending != 2 {
@@ -313,7 +314,7 @@ func TestApplyConfigLive(t *testing.T) {
 func TestStopAndRestartFlushPending(t *testing.T) {
 	f := start(t, testConfig(nil))
 	f.enqueue(1, "m", 1, 1)
-	f.system.Root.Send(f.pid, &panicNow{})
+	f.system.Root.Send(f.pid, &actortest.PanicNow{})
 	f.ready(t, "shutdown", 1)
 	if st := f.stats(t); st.Pending != 0 {
 		t.Fatalf("after restart %+v", st)

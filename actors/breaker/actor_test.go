@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,26 +14,10 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/deer-runtime/deer/conf"
+	"github.com/deer-runtime/deer/internal/actortest"
 	"github.com/deer-runtime/deer/internal/clock"
 	"github.com/deer-runtime/deer/messages"
 )
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) count(sub string) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return strings.Count(s.b.String(), sub)
-}
 
 const endpoint = "http://127.0.0.1:8001"
 
@@ -44,7 +27,7 @@ type fixture struct {
 	live   *conf.Live
 	clock  *clock.Fake
 	set    *metrics.Set
-	logs   *syncBuffer
+	logs   *actortest.SyncBuffer
 	events chan *messages.BreakerStateChanged
 	board  *Board
 }
@@ -63,11 +46,11 @@ func testConfig(mut func(*conf.Config)) *conf.Config {
 func start(t *testing.T, cfg *conf.Config) *fixture {
 	t.Helper()
 	f := &fixture{
-		system: newSystem(t),
+		system: actortest.NewSystem(t),
 		live:   conf.NewLive(cfg),
 		clock:  clock.NewFake(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)),
 		set:    metrics.NewSet(),
-		logs:   &syncBuffer{},
+		logs:   &actortest.SyncBuffer{},
 		events: make(chan *messages.BreakerStateChanged, 16),
 		board:  NewBoard(),
 	}
@@ -77,7 +60,7 @@ func start(t *testing.T, cfg *conf.Config) *fixture {
 		}
 	})
 	t.Cleanup(func() { f.system.EventStream.Unsubscribe(sub) })
-	f.pid = spawn(t, f.system, panicky(Props(Deps{
+	f.pid = actortest.Spawn(t, f.system, actortest.Panicky(Props(Deps{
 		Name: "breaker/sim/0", Upstream: "sim", Endpoint: endpoint, Live: f.live, Clock: f.clock,
 		Log: zerolog.New(f.logs), Metrics: f.set, Board: f.board,
 	})))
@@ -85,7 +68,7 @@ func start(t *testing.T, cfg *conf.Config) *fixture {
 }
 
 func (f *fixture) check(t *testing.T) *messages.BreakerVerdict {
-	return ask[*messages.BreakerVerdict](t, f.system, f.pid, &messages.CheckBreaker{})
+	return actortest.Ask[*messages.BreakerVerdict](t, f.system, f.pid, &messages.CheckBreaker{})
 }
 
 func (f *fixture) report(gen uint64, success bool, retryAfter time.Duration) {
@@ -95,13 +78,13 @@ func (f *fixture) report(gen uint64, success bool, retryAfter time.Duration) {
 func (f *fixture) stats(t *testing.T) *messages.BreakerStats { return statsOf(t, f.system, f.pid) }
 
 func (f *fixture) status(t *testing.T) *messages.StatusReport {
-	return ask[*messages.StatusReport](t, f.system, f.pid, &messages.StatusQuery{})
+	return actortest.Ask[*messages.StatusReport](t, f.system, f.pid, &messages.StatusQuery{})
 }
 
 func (f *fixture) apply(t *testing.T, cfg *conf.Config) {
 	t.Helper()
 	f.live.Store(cfg)
-	if r := ask[*messages.ConfigApplied](t, f.system, f.pid, &messages.ApplyConfig{Config: cfg}); r.Err != "" || r.Actor != "breaker/sim/0" {
+	if r := actortest.Ask[*messages.ConfigApplied](t, f.system, f.pid, &messages.ApplyConfig{Config: cfg}); r.Err != "" || r.Actor != "breaker/sim/0" {
 		t.Fatalf("ConfigApplied %+v", r)
 	}
 }
@@ -121,7 +104,7 @@ func (f *fixture) failN(t *testing.T, n int) {
 
 func (f *fixture) timers(t *testing.T, want ...time.Duration) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	ctx, cancel := context.WithTimeout(context.Background(), actortest.Wait)
 	defer cancel()
 	if len(want) > 0 && !f.clock.WaitForTimers(ctx, 1) {
 		t.Fatal("no timer set")
@@ -144,7 +127,7 @@ func (f *fixture) event(t *testing.T, state string) {
 		if e.State != state || e.Upstream != "sim" || e.Endpoint != endpoint {
 			t.Fatalf("event %+v, want state %s", e, state)
 		}
-	case <-time.After(wait):
+	case <-time.After(actortest.Wait):
 		t.Fatalf("no %s event", state)
 	}
 }
@@ -160,7 +143,7 @@ func (f *fixture) metric(t *testing.T, want string) {
 
 func TestAdminMessages(t *testing.T) {
 	f := start(t, testConfig(nil))
-	if p := ask[*messages.Pong](t, f.system, f.pid, &messages.Ping{Seq: 5}); p.Seq != 5 || p.Actor != "breaker/sim/0" {
+	if p := actortest.Ask[*messages.Pong](t, f.system, f.pid, &messages.Ping{Seq: 5}); p.Seq != 5 || p.Actor != "breaker/sim/0" {
 		t.Fatalf("pong %+v", p)
 	}
 	if s := f.status(t); s.State != messages.StateHealthy {
@@ -172,7 +155,7 @@ func TestAdminMessages(t *testing.T) {
 	}
 	f.metric(t, `deer_breaker_state{upstream="sim",endpoint="http://127.0.0.1:8001"} 0`)
 	f.system.Root.Send(f.pid, struct{}{})
-	ask[*messages.Pong](t, f.system, f.pid, &messages.Ping{})
+	actortest.Ask[*messages.Pong](t, f.system, f.pid, &messages.Ping{})
 }
 
 func TestOpenProbeClose(t *testing.T) {
@@ -213,7 +196,7 @@ func TestOpenProbeClose(t *testing.T) {
 		t.Fatalf("stats %+v", st)
 	}
 	for _, tr := range []string{`"from":"closed","to":"open"`, `"from":"open","to":"half_open"`, `"from":"half_open","to":"closed"`} {
-		if n := f.logs.count(tr); n != 1 {
+		if n := f.logs.Count(tr); n != 1 {
 			t.Errorf("%d log lines for %s, want 1", n, tr)
 		}
 	}
@@ -320,7 +303,7 @@ func TestRestartKeepsOpenState(t *testing.T) {
 	f := start(t, testConfig(nil))
 	f.failN(t, 3)
 	f.clock.Advance(3 * time.Second)
-	f.system.Root.Send(f.pid, &panicNow{})
+	f.system.Root.Send(f.pid, &actortest.PanicNow{})
 	v := f.check(t)
 	if v.Allowed || v.State != "open" || v.RetryIn != 7*time.Second {
 		t.Fatalf("after restart %+v", v)
@@ -408,7 +391,7 @@ func TestBoardAcrossRestartAndConfig(t *testing.T) {
 	f.onBoard(t, Open, 1, 10*s)
 	f.apply(t, testConfig(func(c *conf.Config) { c.ErrorRecovery.CircuitBreakerTimeout = 30 }))
 	f.onBoard(t, Open, 1, 30*s) // a new timeout moves OpenUntil
-	f.system.Root.Send(f.pid, &panicNow{})
+	f.system.Root.Send(f.pid, &actortest.PanicNow{})
 	f.onBoard(t, Open, 1, 30*s) // the restored state, set again at start
 	f.apply(t, testConfig(func(c *conf.Config) { c.EnableAdvancedOptimization = false }))
 	f.onBoard(t, Closed, 2, -1) // off: every call goes
@@ -416,9 +399,9 @@ func TestBoardAcrossRestartAndConfig(t *testing.T) {
 
 func TestCheckBreakerReplyTo(t *testing.T) {
 	f := start(t, testConfig(nil))
-	to, ch := probe(t, f.system)
+	to, ch := actortest.Probe(t, f.system)
 	f.system.Root.Send(f.pid, &messages.CheckBreaker{ID: 42, ReplyTo: to})
-	if v := recv[*messages.BreakerVerdict](t, ch); v.ID != 42 || !v.Allowed || v.State != "closed" {
+	if v := actortest.Recv[*messages.BreakerVerdict](t, ch); v.ID != 42 || !v.Allowed || v.State != "closed" {
 		t.Fatalf("verdict %+v", v)
 	}
 	if v := f.check(t); v.ID != 0 || !v.Allowed {
@@ -438,7 +421,7 @@ func BenchmarkCheckBreaker(b *testing.B) {
 	b.Cleanup(func() { _ = system.Root.StopFuture(pid).Wait() })
 	b.ReportAllocs()
 	for b.Loop() {
-		res, err := system.Root.RequestFuture(pid, &messages.CheckBreaker{}, wait).Result()
+		res, err := system.Root.RequestFuture(pid, &messages.CheckBreaker{}, actortest.Wait).Result()
 		if err != nil || !res.(*messages.BreakerVerdict).Allowed {
 			b.Fatal(res, err)
 		}

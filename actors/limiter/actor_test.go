@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,26 +13,10 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/deer-runtime/deer/conf"
+	"github.com/deer-runtime/deer/internal/actortest"
 	"github.com/deer-runtime/deer/internal/clock"
 	"github.com/deer-runtime/deer/messages"
 )
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) count(sub string) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return strings.Count(s.b.String(), sub)
-}
 
 type fixture struct {
 	system *actor.ActorSystem
@@ -41,7 +24,7 @@ type fixture struct {
 	live   *conf.Live
 	clock  *clock.Fake
 	set    *metrics.Set
-	logs   *syncBuffer
+	logs   *actortest.SyncBuffer
 	probe  *actor.PID
 	ch     chan any
 }
@@ -59,24 +42,24 @@ func testConfig(mut func(*conf.Config)) *conf.Config {
 func start(t *testing.T, cfg *conf.Config) *fixture {
 	t.Helper()
 	f := &fixture{
-		system: newSystem(t),
+		system: actortest.NewSystem(t),
 		live:   conf.NewLive(cfg),
 		clock:  clock.NewFake(t0),
 		set:    metrics.NewSet(),
-		logs:   &syncBuffer{},
+		logs:   &actortest.SyncBuffer{},
 	}
-	f.pid = spawn(t, f.system, panicky(Props(Deps{
+	f.pid = actortest.Spawn(t, f.system, actortest.Panicky(Props(Deps{
 		Name: "limiter/sim", Upstream: "sim", Live: f.live, Clock: f.clock,
 		Log: zerolog.New(f.logs), Metrics: f.set,
 	})))
-	f.probe, f.ch = probe(t, f.system)
+	f.probe, f.ch = actortest.Probe(t, f.system)
 	return f
 }
 
 func (f *fixture) stats(t *testing.T) *messages.LimiterStats { return statsOf(t, f.system, f.pid) }
 
 func (f *fixture) status(t *testing.T) *messages.StatusReport {
-	return ask[*messages.StatusReport](t, f.system, f.pid, &messages.StatusQuery{})
+	return actortest.Ask[*messages.StatusReport](t, f.system, f.pid, &messages.StatusQuery{})
 }
 
 func (f *fixture) acquire(id uint64, priority int) {
@@ -86,7 +69,7 @@ func (f *fixture) acquire(id uint64, priority int) {
 func (f *fixture) apply(t *testing.T, cfg *conf.Config) {
 	t.Helper()
 	f.live.Store(cfg)
-	if r := ask[*messages.ConfigApplied](t, f.system, f.pid, &messages.ApplyConfig{Config: cfg}); r.Err != "" || r.Actor != "limiter/sim" {
+	if r := actortest.Ask[*messages.ConfigApplied](t, f.system, f.pid, &messages.ApplyConfig{Config: cfg}); r.Err != "" || r.Actor != "limiter/sim" {
 		t.Fatalf("ConfigApplied %+v", r)
 	}
 }
@@ -96,7 +79,7 @@ func (f *fixture) granted(t *testing.T) []uint64 {
 	t.Helper()
 	f.stats(t) // everything sent before is processed
 	var ids []uint64
-	for _, m := range drain(t, f.system, f.probe, f.ch) {
+	for _, m := range actortest.Drain(t, f.system, f.probe, f.ch) {
 		g, ok := m.(*messages.TokenGranted)
 		if !ok {
 			t.Fatalf("probe got %T", m)
@@ -108,7 +91,7 @@ func (f *fixture) granted(t *testing.T) []uint64 {
 
 func (f *fixture) waitTimer(t *testing.T) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	ctx, cancel := context.WithTimeout(context.Background(), actortest.Wait)
 	defer cancel()
 	if !f.clock.WaitForTimers(ctx, 1) {
 		t.Fatal("no wake-up timer")
@@ -129,7 +112,7 @@ func equal(a, b []uint64) bool {
 
 func TestAdminMessages(t *testing.T) {
 	f := start(t, testConfig(nil))
-	if p := ask[*messages.Pong](t, f.system, f.pid, &messages.Ping{Seq: 3}); p.Seq != 3 || p.Actor != "limiter/sim" {
+	if p := actortest.Ask[*messages.Pong](t, f.system, f.pid, &messages.Ping{Seq: 3}); p.Seq != 3 || p.Actor != "limiter/sim" {
 		t.Fatalf("pong %+v", p)
 	}
 	if s := f.status(t); s.State != messages.StateHealthy || s.Actor != "limiter/sim" {
@@ -140,7 +123,7 @@ func TestAdminMessages(t *testing.T) {
 		t.Fatalf("stats %+v", st)
 	}
 	f.system.Root.Send(f.pid, 42) // unknown: logged and ignored
-	ask[*messages.Pong](t, f.system, f.pid, &messages.Ping{})
+	actortest.Ask[*messages.Pong](t, f.system, f.pid, &messages.Ping{})
 }
 
 func TestWaitersWokenByTimer(t *testing.T) {
@@ -159,12 +142,12 @@ func TestWaitersWokenByTimer(t *testing.T) {
 		t.Fatalf("timers %v, want one at 100ms (1 token at 10/s)", p)
 	}
 	f.clock.Advance(100 * time.Millisecond)
-	if got := recv[*messages.TokenGranted](t, f.ch); got.ID != 3 || got.Count != 1 {
+	if got := actortest.Recv[*messages.TokenGranted](t, f.ch); got.ID != 3 || got.Count != 1 {
 		t.Fatalf("granted %+v, want 3", got)
 	}
 	f.waitTimer(t)
 	f.clock.Advance(100 * time.Millisecond)
-	if got := recv[*messages.TokenGranted](t, f.ch); got.ID != 4 {
+	if got := actortest.Recv[*messages.TokenGranted](t, f.ch); got.ID != 4 {
 		t.Fatalf("granted %+v, want 4", got)
 	}
 	if st := f.stats(t); st.Waiting != 0 || st.Granted != 4 {
@@ -191,7 +174,7 @@ func TestPriorityThenArrival(t *testing.T) {
 	for range 4 {
 		f.waitTimer(t)
 		f.clock.Advance(100 * time.Millisecond)
-		order = append(order, recv[*messages.TokenGranted](t, f.ch).ID)
+		order = append(order, actortest.Recv[*messages.TokenGranted](t, f.ch).ID)
 	}
 	if !equal(order, []uint64{3, 2, 4, 1}) {
 		t.Fatalf("grant order %v, want [3 2 4 1]", order)
@@ -200,7 +183,7 @@ func TestPriorityThenArrival(t *testing.T) {
 
 func TestRequestWithoutReplyTo(t *testing.T) {
 	f := start(t, testConfig(nil))
-	g := ask[*messages.TokenGranted](t, f.system, f.pid, &messages.AcquireToken{ID: 9, Count: 2})
+	g := actortest.Ask[*messages.TokenGranted](t, f.system, f.pid, &messages.AcquireToken{ID: 9, Count: 2})
 	if g.ID != 9 || g.Count != 2 {
 		t.Fatalf("granted %+v", g)
 	}
@@ -213,7 +196,7 @@ func TestOutcomesAdaptTheRate(t *testing.T) {
 	if st := f.stats(t); st.CurrentRate != 5 || st.Throttles != 2 || st.Decreases != 1 {
 		t.Fatalf("stats %+v", st)
 	}
-	if n := f.logs.count("rate adjusted"); n != 1 {
+	if n := f.logs.Count("rate adjusted"); n != 1 {
 		t.Fatalf("%d 'rate adjusted' lines, want 1", n)
 	}
 	var prom bytes.Buffer
@@ -248,7 +231,7 @@ func TestRetryAfterPausesGrants(t *testing.T) {
 		t.Fatalf("timers %v, want [2s]", p)
 	}
 	f.clock.Advance(2 * time.Second)
-	if got := recv[*messages.TokenGranted](t, f.ch); got.ID != 1 {
+	if got := actortest.Recv[*messages.TokenGranted](t, f.ch); got.ID != 1 {
 		t.Fatalf("granted %+v", got)
 	}
 	if s := f.status(t); s.State != messages.StateHealthy {
@@ -262,7 +245,7 @@ func TestApplyConfigLive(t *testing.T) {
 		f.system.Root.Send(f.pid, &messages.ReportOutcome{Status: 429}) // learned 5/s
 		f.apply(t, testConfig(func(c *conf.Config) { c.RateLimit.InitialRate = 20 }))
 		if st := f.stats(t); st.CurrentRate != 20 {
-			t.Fatalf("current_rate %v, want 20\n%s", st.CurrentRate, f.logs.b.String())
+			t.Fatalf("current_rate %v, want 20\n%s", st.CurrentRate, f.logs.String())
 		}
 		var prom bytes.Buffer
 		f.set.WritePrometheus(&prom)
@@ -343,7 +326,7 @@ func TestRestartKeepsRateAndWaiters(t *testing.T) {
 	if got := f.granted(t); !equal(got, []uint64{1}) {
 		t.Fatalf("granted %v", got)
 	}
-	f.system.Root.Send(f.pid, &panicNow{})
+	f.system.Root.Send(f.pid, &actortest.PanicNow{})
 	st := f.stats(t)
 	if st.CurrentRate != 5 || st.Waiting != 1 || st.Granted != 1 {
 		t.Fatalf("after restart %+v", st)
@@ -355,7 +338,7 @@ func TestRestartKeepsRateAndWaiters(t *testing.T) {
 		t.Fatalf("timers %v, want [200ms]", p)
 	}
 	f.clock.Advance(200 * time.Millisecond)
-	if got := recv[*messages.TokenGranted](t, f.ch); got.ID != 2 {
+	if got := actortest.Recv[*messages.TokenGranted](t, f.ch); got.ID != 2 {
 		t.Fatalf("granted %+v", got)
 	}
 }
@@ -366,7 +349,7 @@ func (f *fixture) retry(id uint64) {
 
 func (f *fixture) budget(t *testing.T) *messages.RetryBudgetReport {
 	t.Helper()
-	return ask[*messages.RetryBudgetReport](t, f.system, f.pid, &messages.RetryBudgetQuery{})
+	return actortest.Ask[*messages.RetryBudgetReport](t, f.system, f.pid, &messages.RetryBudgetQuery{})
 }
 
 // answers returns what the probe got so far, as "g<id>" for a grant and
@@ -375,7 +358,7 @@ func (f *fixture) answers(t *testing.T) []string {
 	t.Helper()
 	f.stats(t) // everything sent before is processed
 	var out []string
-	for _, m := range drain(t, f.system, f.probe, f.ch) {
+	for _, m := range actortest.Drain(t, f.system, f.probe, f.ch) {
 		switch m := m.(type) {
 		case *messages.TokenGranted:
 			out = append(out, fmt.Sprintf("g%d", m.ID))
@@ -439,7 +422,7 @@ func TestRetryWaitsForTokensLikeARequest(t *testing.T) {
 	}
 	f.waitTimer(t)
 	f.clock.Advance(100 * time.Millisecond)
-	if got := recv[*messages.TokenGranted](t, f.ch); got.ID != 2 {
+	if got := actortest.Recv[*messages.TokenGranted](t, f.ch); got.ID != 2 {
 		t.Fatalf("granted %+v", got)
 	}
 	// A cancelled retry keeps its share of the budget spent.
@@ -476,7 +459,7 @@ func TestRestartKeepsRetryBudget(t *testing.T) {
 		f.retry(id)
 	}
 	f.answers(t)
-	f.system.Root.Send(f.pid, &panicNow{})
+	f.system.Root.Send(f.pid, &actortest.PanicNow{})
 	if b := f.budget(t); b.Retries != 10 || b.Available != 0 || b.RetriesTotal != 10 || b.RetriesRefused != 1 {
 		t.Fatalf("budget after restart %+v", b)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/deer-runtime/deer/conf"
+	"github.com/deer-runtime/deer/internal/actortest"
 	"github.com/deer-runtime/deer/internal/clock"
 	"github.com/deer-runtime/deer/messages"
 )
@@ -70,42 +71,25 @@ func testConfig(base string, mut func(*conf.Config)) *conf.Config {
 	return cfg
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) count(sub string) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return strings.Count(s.b.String(), sub)
-}
-
 type fixture struct {
 	system *actor.ActorSystem
 	pid    *actor.PID
 	live   *conf.Live
 	clock  *clock.Fake
 	set    *metrics.Set
-	logs   *syncBuffer
+	logs   *actortest.SyncBuffer
 }
 
 func start(t *testing.T, cfg *conf.Config) *fixture {
 	t.Helper()
 	f := &fixture{
-		system: newSystem(t),
+		system: actortest.NewSystem(t),
 		live:   conf.NewLive(cfg),
 		clock:  clock.NewFake(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)),
 		set:    metrics.NewSet(),
-		logs:   &syncBuffer{},
+		logs:   &actortest.SyncBuffer{},
 	}
-	f.pid = spawn(t, f.system, panicky(Props(Deps{
+	f.pid = actortest.Spawn(t, f.system, actortest.Panicky(Props(Deps{
 		Name: "pool/sim", Upstream: "sim", Live: f.live, Clock: f.clock,
 		Log: zerolog.New(f.logs), Metrics: f.set,
 	})))
@@ -117,17 +101,17 @@ func (f *fixture) stats(t *testing.T) *messages.PoolStats { return statsOf(t, f.
 func (f *fixture) apply(t *testing.T, cfg *conf.Config) {
 	t.Helper()
 	f.live.Store(cfg)
-	if r := ask[*messages.ConfigApplied](t, f.system, f.pid, &messages.ApplyConfig{Config: cfg}); r.Err != "" || r.Actor != "pool/sim" {
+	if r := actortest.Ask[*messages.ConfigApplied](t, f.system, f.pid, &messages.ApplyConfig{Config: cfg}); r.Err != "" || r.Actor != "pool/sim" {
 		t.Fatalf("ConfigApplied %+v", r)
 	}
 }
 
 func TestAdminMessages(t *testing.T) {
 	f := start(t, testConfig("http://127.0.0.1:1", nil))
-	if p := ask[*messages.Pong](t, f.system, f.pid, &messages.Ping{Seq: 7}); p.Seq != 7 || p.Actor != "pool/sim" {
+	if p := actortest.Ask[*messages.Pong](t, f.system, f.pid, &messages.Ping{Seq: 7}); p.Seq != 7 || p.Actor != "pool/sim" {
 		t.Fatalf("pong %+v", p)
 	}
-	if s := ask[*messages.StatusReport](t, f.system, f.pid, &messages.StatusQuery{}); s.State != messages.StateHealthy {
+	if s := actortest.Ask[*messages.StatusReport](t, f.system, f.pid, &messages.StatusQuery{}); s.State != messages.StateHealthy {
 		t.Fatalf("status %+v", s)
 	}
 	st := f.stats(t)
@@ -136,20 +120,20 @@ func TestAdminMessages(t *testing.T) {
 	}
 	// An unknown message is logged, not fatal.
 	f.system.Root.Send(f.pid, "nonsense")
-	ask[*messages.Pong](t, f.system, f.pid, &messages.Ping{})
+	actortest.Ask[*messages.Pong](t, f.system, f.pid, &messages.Ping{})
 }
 
 func TestWarmUpOpensInitialConnections(t *testing.T) {
 	srv, cc := newServer(t, http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
 	f := start(t, testConfig(srv.URL, func(c *conf.Config) { c.ConnectionPool.InitialConnections = 3 }))
-	eventually(t, "3 warm connections", func() bool { return f.stats(t).WarmConnections == 3 })
+	actortest.Eventually(t, "3 warm connections", func() bool { return f.stats(t).WarmConnections == 3 })
 	if opened, open, _ := cc.get(); opened != 3 || open != 3 {
 		t.Fatalf("server saw %d connections opened, %d open; want 3, 3", opened, open)
 	}
 	// The first calls reuse them.
-	pid, ch := probe(t, f.system)
+	pid, ch := actortest.Probe(t, f.system)
 	f.system.Root.Send(f.pid, &messages.AcquireConnection{Ref: 1, ReplyTo: pid})
-	l := recv[*messages.ConnectionLeased](t, ch)
+	l := actortest.Recv[*messages.ConnectionLeased](t, ch)
 	if l.Endpoint != srv.URL || l.Client == nil {
 		t.Fatalf("lease %+v", l)
 	}
@@ -175,12 +159,12 @@ func TestWarmUpToleratesDownUpstream(t *testing.T) {
 		c.ConnectionPool.MaxRetries = 2
 	}))
 	// Each of the 2 warm-up dials is tried 1+2 times before it fails.
-	eventually(t, "warm-up dials to fail", func() bool { return f.stats(t).DialFailures == 2 })
+	actortest.Eventually(t, "warm-up dials to fail", func() bool { return f.stats(t).DialFailures == 2 })
 	st := f.stats(t)
 	if st.DialRetriesUsed != 4 || st.WarmConnections != 0 {
 		t.Fatalf("retries %d warm %d; want 4, 0", st.DialRetriesUsed, st.WarmConnections)
 	}
-	if s := ask[*messages.StatusReport](t, f.system, f.pid, &messages.StatusQuery{}); s.State != messages.StateHealthy {
+	if s := actortest.Ask[*messages.StatusReport](t, f.system, f.pid, &messages.StatusQuery{}); s.State != messages.StateHealthy {
 		t.Fatalf("status %+v", s)
 	}
 }
@@ -198,9 +182,9 @@ func TestMaxConnectionsEnforcedByTransport(t *testing.T) {
 		c.ConnectionPool.MaxConnections = maxConns
 		c.ParallelExecution.WorkerTimeout = 3600
 	}))
-	pid, ch := probe(t, f.system)
+	pid, ch := actortest.Probe(t, f.system)
 	f.system.Root.Send(f.pid, &messages.AcquireConnection{Ref: 1, ReplyTo: pid})
-	client := recv[*messages.ConnectionLeased](t, ch).Client
+	client := actortest.Recv[*messages.ConnectionLeased](t, ch).Client
 
 	// More calls than connections, through the shared client directly: the
 	// transport itself must hold the line at max_connections.
@@ -237,11 +221,11 @@ func TestMaxConnectionsEnforcedByTransport(t *testing.T) {
 
 func TestLeaseAccounting(t *testing.T) {
 	f := start(t, testConfig("http://127.0.0.1:1", func(c *conf.Config) { c.ConnectionPool.MaxConnections = 2 }))
-	pid, ch := probe(t, f.system)
+	pid, ch := actortest.Probe(t, f.system)
 	for ref := uint64(1); ref <= 3; ref++ {
 		f.system.Root.Send(f.pid, &messages.AcquireConnection{Ref: ref, ReplyTo: pid})
 	}
-	a, b := recv[*messages.ConnectionLeased](t, ch), recv[*messages.ConnectionLeased](t, ch)
+	a, b := actortest.Recv[*messages.ConnectionLeased](t, ch), actortest.Recv[*messages.ConnectionLeased](t, ch)
 	if a.Ref != 1 || b.Ref != 2 || a.LeaseID == b.LeaseID || a.Client != b.Client {
 		t.Fatalf("leases %+v %+v", a, b)
 	}
@@ -249,19 +233,19 @@ func TestLeaseAccounting(t *testing.T) {
 	if st.ActiveConnections != 2 || st.Waiting != 1 || st.Utilization != 1 || st.TotalAcquired != 2 || st.PeakUsage != 2 {
 		t.Fatalf("stats %+v", st)
 	}
-	if got := drain(t, f.system, pid, ch); len(got) != 0 {
+	if got := actortest.Drain(t, f.system, pid, ch); len(got) != 0 {
 		t.Fatalf("third request granted over max: %+v", got)
 	}
-	s := ask[*messages.StatusReport](t, f.system, f.pid, &messages.StatusQuery{})
+	s := actortest.Ask[*messages.StatusReport](t, f.system, f.pid, &messages.StatusQuery{})
 	if s.State != messages.StateDegraded || !strings.Contains(s.Detail, "high_utilization_threshold") {
 		t.Fatalf("status at 2/2: %+v", s)
 	}
-	if n := f.logs.count("utilization above"); n != 1 {
+	if n := f.logs.Count("utilization above"); n != 1 {
 		t.Fatalf("%d warn lines for one crossing, want 1", n)
 	}
 
 	f.system.Root.Send(f.pid, &messages.ReleaseConnection{LeaseID: a.LeaseID})
-	c := recv[*messages.ConnectionLeased](t, ch)
+	c := actortest.Recv[*messages.ConnectionLeased](t, ch)
 	if c.Ref != 3 {
 		t.Fatalf("waiter got %+v", c)
 	}
@@ -274,7 +258,7 @@ func TestLeaseAccounting(t *testing.T) {
 		st.TotalReleased != want.TotalReleased || st.PeakUsage != want.PeakUsage || st.Waiting != 0 {
 		t.Fatalf("stats %+v, want %+v", st, want)
 	}
-	if s := ask[*messages.StatusReport](t, f.system, f.pid, &messages.StatusQuery{}); s.State != messages.StateHealthy {
+	if s := actortest.Ask[*messages.StatusReport](t, f.system, f.pid, &messages.StatusQuery{}); s.State != messages.StateHealthy {
 		t.Fatalf("status after release: %+v", s)
 	}
 
@@ -296,11 +280,11 @@ func TestReclaimAfterWorkerTimeout(t *testing.T) {
 		c.ConnectionPool.MaxConnections = 1
 		c.ParallelExecution.WorkerTimeout = 10
 	}))
-	pid, ch := probe(t, f.system)
+	pid, ch := actortest.Probe(t, f.system)
 	f.system.Root.Send(f.pid, &messages.AcquireConnection{Ref: 1, ReplyTo: pid})
 	f.system.Root.Send(f.pid, &messages.AcquireConnection{Ref: 2, ReplyTo: pid})
-	first := recv[*messages.ConnectionLeased](t, ch)
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	first := actortest.Recv[*messages.ConnectionLeased](t, ch)
+	ctx, cancel := context.WithTimeout(context.Background(), actortest.Wait)
 	defer cancel()
 	if !f.clock.WaitForTimers(ctx, 1) {
 		t.Fatal("no reclaim timer")
@@ -309,7 +293,7 @@ func TestReclaimAfterWorkerTimeout(t *testing.T) {
 		t.Fatalf("pending timers %v, want [10s]", p)
 	}
 	f.clock.Advance(10 * time.Second)
-	second := recv[*messages.ConnectionLeased](t, ch)
+	second := actortest.Recv[*messages.ConnectionLeased](t, ch)
 	if second.Ref != 2 {
 		t.Fatalf("after reclaim got %+v", second)
 	}
@@ -323,9 +307,9 @@ func TestReclaimAfterWorkerTimeout(t *testing.T) {
 
 func transportOf(t *testing.T, f *fixture) *http.Transport {
 	t.Helper()
-	pid, ch := probe(t, f.system)
+	pid, ch := actortest.Probe(t, f.system)
 	f.system.Root.Send(f.pid, &messages.AcquireConnection{Ref: 99, ReplyTo: pid})
-	l := recv[*messages.ConnectionLeased](t, ch)
+	l := actortest.Recv[*messages.ConnectionLeased](t, ch)
 	f.system.Root.Send(f.pid, &messages.ReleaseConnection{LeaseID: l.LeaseID})
 	return l.Client.Transport.(*http.Transport)
 }
@@ -377,35 +361,35 @@ func TestApplyConfigLive(t *testing.T) {
 		own, cc := newServer(t, http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
 		f := start(t, testConfig(own.URL, nil))
 		f.apply(t, testConfig(own.URL, func(c *conf.Config) { c.ConnectionPool.InitialConnections = 2 }))
-		eventually(t, "2 warm connections", func() bool { return f.stats(t).WarmConnections == 2 })
-		eventually(t, "the server to see 2 connections", func() bool { opened, _, _ := cc.get(); return opened == 2 })
+		actortest.Eventually(t, "2 warm connections", func() bool { return f.stats(t).WarmConnections == 2 })
+		actortest.Eventually(t, "the server to see 2 connections", func() bool { opened, _, _ := cc.get(); return opened == 2 })
 	})
 	t.Run("raising max_connections admits waiters", func(t *testing.T) {
 		f := start(t, testConfig(srv.URL, func(c *conf.Config) { c.ConnectionPool.MaxConnections = 1 }))
-		pid, ch := probe(t, f.system)
+		pid, ch := actortest.Probe(t, f.system)
 		f.system.Root.Send(f.pid, &messages.AcquireConnection{Ref: 1, ReplyTo: pid})
 		f.system.Root.Send(f.pid, &messages.AcquireConnection{Ref: 2, ReplyTo: pid})
-		recv[*messages.ConnectionLeased](t, ch)
+		actortest.Recv[*messages.ConnectionLeased](t, ch)
 		f.apply(t, testConfig(srv.URL, func(c *conf.Config) { c.ConnectionPool.MaxConnections = 2 }))
-		if l := recv[*messages.ConnectionLeased](t, ch); l.Ref != 2 {
+		if l := actortest.Recv[*messages.ConnectionLeased](t, ch); l.Ref != 2 {
 			t.Fatalf("got %+v", l)
 		}
 	})
 	t.Run("high_utilization_threshold", func(t *testing.T) {
 		f := start(t, testConfig(srv.URL, func(c *conf.Config) { c.ConnectionPool.MaxConnections = 4 }))
-		pid, ch := probe(t, f.system)
+		pid, ch := actortest.Probe(t, f.system)
 		for ref := range uint64(2) {
 			f.system.Root.Send(f.pid, &messages.AcquireConnection{Ref: ref, ReplyTo: pid})
-			recv[*messages.ConnectionLeased](t, ch)
+			actortest.Recv[*messages.ConnectionLeased](t, ch)
 		}
-		if s := ask[*messages.StatusReport](t, f.system, f.pid, &messages.StatusQuery{}); s.State != messages.StateHealthy {
+		if s := actortest.Ask[*messages.StatusReport](t, f.system, f.pid, &messages.StatusQuery{}); s.State != messages.StateHealthy {
 			t.Fatalf("2/4 at threshold 0.8: %+v", s)
 		}
 		f.apply(t, testConfig(srv.URL, func(c *conf.Config) {
 			c.ConnectionPool.MaxConnections = 4
 			c.Monitoring.HighUtilizationThreshold = 0.4
 		}))
-		if s := ask[*messages.StatusReport](t, f.system, f.pid, &messages.StatusQuery{}); s.State != messages.StateDegraded {
+		if s := actortest.Ask[*messages.StatusReport](t, f.system, f.pid, &messages.StatusQuery{}); s.State != messages.StateDegraded {
 			t.Fatalf("2/4 at threshold 0.4: %+v", s)
 		}
 	})
@@ -413,15 +397,15 @@ func TestApplyConfigLive(t *testing.T) {
 
 func TestRestartKeepsWorking(t *testing.T) {
 	f := start(t, testConfig("http://127.0.0.1:1", nil))
-	pid, ch := probe(t, f.system)
+	pid, ch := actortest.Probe(t, f.system)
 	f.system.Root.Send(f.pid, &messages.AcquireConnection{Ref: 1, ReplyTo: pid})
-	old := recv[*messages.ConnectionLeased](t, ch)
+	old := actortest.Recv[*messages.ConnectionLeased](t, ch)
 	// The configuration changes while the actor is down; the restarted
 	// incarnation must run with the one in force.
 	f.live.Store(testConfig("http://127.0.0.1:1", func(c *conf.Config) { c.ConnectionPool.MaxConnections = 7 }))
-	f.system.Root.Send(f.pid, &panicNow{})
+	f.system.Root.Send(f.pid, &actortest.PanicNow{})
 	f.system.Root.Send(f.pid, &messages.AcquireConnection{Ref: 2, ReplyTo: pid})
-	fresh := recv[*messages.ConnectionLeased](t, ch)
+	fresh := actortest.Recv[*messages.ConnectionLeased](t, ch)
 	if fresh.LeaseID == old.LeaseID {
 		t.Fatalf("restarted pool reused lease id %d", old.LeaseID)
 	}
@@ -436,9 +420,9 @@ func TestClientRelaysRedirects(t *testing.T) {
 		http.Redirect(w, r, "/elsewhere", http.StatusFound)
 	}))
 	f := start(t, testConfig(srv.URL, nil))
-	pid, ch := probe(t, f.system)
+	pid, ch := actortest.Probe(t, f.system)
 	f.system.Root.Send(f.pid, &messages.AcquireConnection{ReplyTo: pid})
-	resp, err := recv[*messages.ConnectionLeased](t, ch).Client.Get(srv.URL)
+	resp, err := actortest.Recv[*messages.ConnectionLeased](t, ch).Client.Get(srv.URL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -451,23 +435,23 @@ func TestClientRelaysRedirects(t *testing.T) {
 func TestStopClosesIdleConnections(t *testing.T) {
 	srv, cc := newServer(t, http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
 	f := start(t, testConfig(srv.URL, func(c *conf.Config) { c.ConnectionPool.InitialConnections = 2 }))
-	eventually(t, "2 warm connections", func() bool { return f.stats(t).WarmConnections == 2 })
+	actortest.Eventually(t, "2 warm connections", func() bool { return f.stats(t).WarmConnections == 2 })
 	if err := f.system.Root.StopFuture(f.pid).Wait(); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the server to see the idle connections closed", func() bool { _, open, _ := cc.get(); return open == 0 })
+	actortest.Eventually(t, "the server to see the idle connections closed", func() bool { _, open, _ := cc.get(); return open == 0 })
 }
 
 func TestNewTransportClosesTheOldOnesConnections(t *testing.T) {
 	srv, cc := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("hello")) }))
 	f := start(t, testConfig(srv.URL, func(c *conf.Config) { c.ConnectionPool.InitialConnections = 2 }))
-	eventually(t, "2 warm connections", func() bool { return f.stats(t).WarmConnections == 2 })
-	pid, ch := probe(t, f.system)
+	actortest.Eventually(t, "2 warm connections", func() bool { return f.stats(t).WarmConnections == 2 })
+	pid, ch := actortest.Probe(t, f.system)
 	f.system.Root.Send(f.pid, &messages.AcquireConnection{Ref: 1, ReplyTo: pid})
-	old := recv[*messages.ConnectionLeased](t, ch)
+	old := actortest.Recv[*messages.ConnectionLeased](t, ch)
 
 	f.apply(t, testConfig(srv.URL, func(c *conf.Config) { c.ConnectionPool.IdleTimeout = 120 })) // and no warm-up
-	eventually(t, "the old transport's idle connections closed", func() bool { _, open, _ := cc.get(); return open == 0 })
+	actortest.Eventually(t, "the old transport's idle connections closed", func() bool { _, open, _ := cc.get(); return open == 0 })
 
 	// A lease granted before the change makes its call after it, on the
 	// old transport: the connection it opens parks idle there when done.
@@ -483,5 +467,5 @@ func TestNewTransportClosesTheOldOnesConnections(t *testing.T) {
 		t.Fatalf("%d connections open after the late call, want 1", open)
 	}
 	f.system.Root.Send(f.pid, &messages.ReleaseConnection{LeaseID: old.LeaseID})
-	eventually(t, "the retired transport's last connection closed", func() bool { _, open, _ := cc.get(); return open == 0 })
+	actortest.Eventually(t, "the retired transport's last connection closed", func() bool { _, open, _ := cc.get(); return open == 0 })
 }

@@ -8,18 +8,19 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/deer-runtime/deer/conf"
+	"github.com/deer-runtime/deer/internal/actortest"
 	"github.com/deer-runtime/deer/internal/clock"
 	"github.com/deer-runtime/deer/messages"
 )
 
 func TestPoolPublishesItsNumbersAtMostEvery50ms(t *testing.T) {
-	system := newSystem(t)
+	system := actortest.NewSystem(t)
 	clk := clock.NewFake(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	pub := &Published{}
 	if pub.Load() != nil {
 		t.Fatal("an unpublished snapshot should be nil")
 	}
-	pid := spawn(t, system, Props(Deps{
+	pid := actortest.Spawn(t, system, Props(Deps{
 		Name: "pool/sim", Upstream: "sim", Live: conf.NewLive(testConfig("http://127.0.0.1:1", nil)),
 		Clock: clk, Log: zerolog.Nop(), Metrics: metrics.NewSet(), Published: pub,
 	}))
@@ -27,15 +28,15 @@ func TestPoolPublishesItsNumbersAtMostEvery50ms(t *testing.T) {
 	if first == nil || !first.Snapshot || first.ActiveConnections != 0 || first.MaxConnections != 4 {
 		t.Fatalf("snapshot at start: %+v", first)
 	}
-	probePID, ch := probe(t, system)
+	probePID, ch := actortest.Probe(t, system)
 	system.Root.Send(pid, &messages.AcquireConnection{Ref: 1, ReplyTo: probePID})
-	recv[*messages.ConnectionLeased](t, ch)
+	actortest.Recv[*messages.ConnectionLeased](t, ch)
 	if got := pub.Load(); got.ActiveConnections != 0 {
 		t.Fatalf("published again within 50 ms: %+v", got)
 	}
 	clk.Advance(publishEvery)
 	system.Root.Send(pid, &messages.AcquireConnection{Ref: 2, ReplyTo: probePID})
-	recv[*messages.ConnectionLeased](t, ch)
+	actortest.Recv[*messages.ConnectionLeased](t, ch)
 	got := pub.Load()
 	if got.ActiveConnections != 2 || got.TotalAcquired != 2 {
 		t.Fatalf("snapshot after 50 ms: %+v", got)

@@ -4,8 +4,11 @@
 package actortest
 
 import (
+	"bytes"
 	"io"
 	"log/slog"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -80,7 +83,7 @@ func Eventually(t *testing.T, what string, cond func() bool) {
 	deadline := time.Now().Add(Wait)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out Waiting for %s", what)
+			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
@@ -136,4 +139,30 @@ func Panicky(props *actor.Props) *actor.Props {
 			next(c, env)
 		}
 	}))
+}
+
+// SyncBuffer collects an actor's log output while the test reads it.
+type SyncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *SyncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+// Count returns how many times sub occurs in what was written.
+func (s *SyncBuffer) Count(sub string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return strings.Count(s.b.String(), sub)
+}
+
+// String returns what was written.
+func (s *SyncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
