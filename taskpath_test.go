@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -351,4 +352,44 @@ func TestATaskWhoseWorkerDiesIsDispatchedAgain(t *testing.T) {
 // them, and on a fake clock the bucket would never refill.
 func unlimited(cfg *conf.Config) {
 	cfg.RateLimit.InitialRate, cfg.RateLimit.MaxRate, cfg.RateLimit.BurstAllowance = 100000, 100000, 100000
+}
+
+// A worker that does not report within its task's timeout (plus a second)
+// is given up on: the router answers timeout itself and replaces the
+// worker. The router's clock is driven by hand; the held call's own
+// deadline (real time, five minutes) is far off, so only the watchdog can
+// answer.
+func TestWatchdogAnswersAWedgedTaskAndReplacesItsWorker(t *testing.T) {
+	u := newUpstream(t)
+	cfg := taskConfig(t, u)
+	cfg.ParallelExecution.MaxWorkers = 1
+	clk := clock.NewFake(t0)
+	rt := start(t, cfg, deer.WithClock(clk))
+	before, _ := rt.Registry().PID("worker/1")
+	gate := u.hold()
+	defer close(gate)
+	done := make(chan *messages.TaskResult, 1)
+	go func() {
+		res, err := rt.Submit(context.Background(), &messages.Task{Upstream: "up", Method: "GET", Path: "/"})
+		if err != nil {
+			t.Error(err)
+		}
+		done <- res
+	}()
+	waitFor(t, "the call to reach the upstream", func() bool { return u.calls.Load() == 1 })
+	clk.Advance(conf.Seconds(cfg.ParallelExecution.WorkerTimeout)) // not yet overdue: the grace second is left
+	select {
+	case res := <-done:
+		t.Fatalf("answered before the grace second passed: %+v", res)
+	default:
+	}
+	clk.Advance(time.Second)
+	res := <-done
+	if res.Err == nil || res.Err.Code != messages.CodeTimeout {
+		t.Fatalf("wedged task: %+v", res)
+	}
+	waitFor(t, "worker/1 to be replaced", func() bool {
+		after, ok := rt.Registry().PID("worker/1")
+		return ok && after.Id != before.Id
+	})
 }

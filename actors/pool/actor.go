@@ -72,7 +72,8 @@ type Actor struct {
 	hasUpstream   bool
 	workerTimeout time.Duration
 	highUtil      float64
-	balance       bool // load_balancing over the upstream's endpoints
+	balance       bool     // load_balancing over the upstream's endpoints
+	endpoints     []string // upstream.EndpointURLs(), kept for the lease path
 
 	leases    *Leases
 	gen       uint64
@@ -173,6 +174,7 @@ func (a *Actor) start(ctx actor.Context) {
 // settle takes the settings that need no new transport.
 func (a *Actor) settle(cfg *conf.Config) {
 	a.upstream, a.hasUpstream = cfg.Upstreams[a.d.Upstream]
+	a.endpoints = a.upstream.EndpointURLs()
 	a.workerTimeout = conf.Seconds(cfg.ParallelExecution.WorkerTimeout)
 	a.highUtil = cfg.Monitoring.HighUtilizationThreshold
 	a.balance = cfg.EnableAdvancedOptimization && cfg.ParallelExecution.LoadBalancing
@@ -281,7 +283,7 @@ func (a *Actor) deliver(ctx actor.Context, granted []Lease) {
 // open are left out by the caller); the first allowed one is used without
 // load balancing.
 func (a *Actor) pickEndpoint(allowed []string) string {
-	eps := a.upstream.EndpointURLs()
+	eps := a.endpoints
 	if len(allowed) > 0 {
 		eps = allowed
 	}

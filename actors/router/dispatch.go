@@ -125,10 +125,8 @@ func (r *Router) dispatch(ctx actor.Context) {
 		s.lastUsed = r.useSeq
 		timeout := taskTimeout(e.task, r.cfg)
 		ctx.Request(s.pid, &runTask{task: e.task, timeout: timeout})
-		id, started, system, self := it.id, now, r.system, r.self
-		e.watchdog = r.d.Clock.AfterFunc(timeout+watchdogGrace, func() {
-			system.Root.Send(self, &watchdogFired{id: id, started: started})
-		})
+		e.overdue = now.Add(timeout + watchdogGrace)
+		r.armWatchdog(e.overdue)
 	}
 	r.queueGauge.Set(float64(r.queue.len()))
 	r.metrics.inFlight.Set(float64(len(r.tasks)))
@@ -188,9 +186,6 @@ func (r *Router) finish(ctx actor.Context, e *entry, res *messages.TaskResult) {
 	now := r.d.Clock.Now()
 	t := e.task
 	delete(r.tasks, t.ID)
-	if e.watchdog != nil {
-		e.watchdog.Stop()
-	}
 	res.ID = t.ID
 	if !e.started.IsZero() {
 		res.Queue = e.started.Sub(e.accepted)
@@ -296,9 +291,6 @@ func (r *Router) taskLost(ctx actor.Context, id, why string) {
 	if e == nil || e.state != messages.TaskRunning {
 		return
 	}
-	if e.watchdog != nil {
-		e.watchdog.Stop()
-	}
 	e.crashes++
 	if e.crashes >= maxCrashes {
 		r.finish(ctx, e, failed(e.task, messages.CodeInternal,
@@ -310,19 +302,53 @@ func (r *Router) taskLost(ctx actor.Context, id, why string) {
 	r.queue.pushFront(&item{id: id, level: e.task.Priority, enqueued: e.accepted})
 }
 
-// watchdogFired answers a task whose worker did not report within its
-// timeout (plus grace) and replaces that worker: its call is wedged.
-func (r *Router) watchdogFired(ctx actor.Context, msg *watchdogFired) {
-	e := r.tasks[msg.id]
-	if e == nil || e.state != messages.TaskRunning || !e.started.Equal(msg.started) {
+// armWatchdog makes sure the router's one watchdog timer fires by due. A
+// single timer for all running tasks, set to the earliest of their overdue
+// times, instead of one per task.
+func (r *Router) armWatchdog(due time.Time) {
+	if r.watchdog != nil && !due.Before(r.watchdogDue) {
 		return
 	}
-	s := e.slot
-	r.finish(ctx, e, failed(e.task, messages.CodeTimeout,
-		fmt.Sprintf("the task ran longer than its timeout of %v", taskTimeout(e.task, r.cfg))))
-	if s != nil && s.task == msg.id {
-		r.log.Warn().Str("worker", s.name).Str("task", msg.id).Msg("worker did not report past the task timeout; replacing it")
-		r.replace(ctx, s)
+	if r.watchdog != nil {
+		r.watchdog.Stop()
+	}
+	system, self := r.system, r.self
+	r.watchdogDue = due
+	r.watchdog = r.d.Clock.AfterFunc(due.Sub(r.d.Clock.Now()), func() {
+		system.Root.Send(self, &watchdogFired{due: due})
+	})
+}
+
+// watchdogFired answers every running task whose worker did not report
+// within its timeout (plus grace) and replaces that worker: its call is
+// wedged. Then it arms the timer for the next running task's overdue time.
+func (r *Router) watchdogFired(ctx actor.Context, msg *watchdogFired) {
+	if r.watchdog == nil || !msg.due.Equal(r.watchdogDue) {
+		return // a timer that was replaced
+	}
+	r.watchdog = nil
+	now := r.d.Clock.Now()
+	var next time.Time
+	for _, e := range r.tasks {
+		if e.state != messages.TaskRunning {
+			continue
+		}
+		if now.Before(e.overdue) {
+			if next.IsZero() || e.overdue.Before(next) {
+				next = e.overdue
+			}
+			continue
+		}
+		s, id := e.slot, e.task.ID
+		r.finish(ctx, e, failed(e.task, messages.CodeTimeout,
+			fmt.Sprintf("the task ran longer than its timeout of %v", taskTimeout(e.task, r.cfg))))
+		if s != nil && s.task == id {
+			r.log.Warn().Str("worker", s.name).Str("task", id).Msg("worker did not report past the task timeout; replacing it")
+			r.replace(ctx, s)
+		}
+	}
+	if !next.IsZero() {
+		r.armWatchdog(next)
 	}
 	r.dispatch(ctx)
 }

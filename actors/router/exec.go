@@ -32,21 +32,23 @@ type call struct {
 	// shared by all its calls: every request carries a process-wide unique
 	// id (tokenIDs), so a late answer to an abandoned request never matches
 	// a later one.
-	box      *reply.Box
-	system   *actor.ActorSystem
-	router   *actor.PID
-	worker   *actor.PID
-	pool     *actor.PID
-	limiter  *actor.PID
-	tokens   *limiter.Reservoir    // tokens taken without a message, when there are some
-	breakers map[string]*actor.PID // endpoint URL → its breaker
-	board    *breaker.Board
-	up       conf.Upstream
-	cfg      *conf.Config
-	schedule retry.Schedule
-	task     *messages.Task
-	now      func() time.Time
-	clock    clock.Clock
+	box       *reply.Box
+	system    *actor.ActorSystem
+	router    *actor.PID
+	worker    *actor.PID
+	pool      *actor.PID
+	limiter   *actor.PID
+	tokens    *limiter.Reservoir    // tokens taken without a message, when there are some
+	breakers  map[string]*actor.PID // endpoint URL → its breaker
+	board     *breaker.Board
+	up        conf.Upstream
+	endpoints []string // up.EndpointURLs(), computed once per worker and upstream
+	cfg       *conf.Config
+	schedule  retry.Schedule
+	task      *messages.Task
+	deadline  time.Time // the task's end (wall clock, as contexts use)
+	now       func() time.Time
+	clock     clock.Clock
 }
 
 // execute runs one upstream call and reports it to the router: the result
@@ -74,8 +76,8 @@ func (c *call) execute(ctx context.Context, cancel context.CancelFunc) {
 }
 
 // do performs the call, with retries; release returns the last attempt's
-// connection lease (idempotent). The lease of a streamed answer stays out
-// until the stream is closed.
+// connection lease and ends its deadline (idempotent). The lease of a
+// streamed answer stays out until the stream is closed.
 func (c *call) do(ctx context.Context) (res *messages.TaskResult, upstreamTime time.Duration, release func()) {
 	release = func() {}
 	defer func() {
@@ -83,9 +85,16 @@ func (c *call) do(ctx context.Context) (res *messages.TaskResult, upstreamTime t
 			res = failed(c.task, messages.CodeInternal, fmt.Sprintf("task execution panicked: %v", p))
 		}
 	}()
+	var last *messages.TaskResult
 	for attempt := 1; ; attempt++ {
 		var a attemptResult
 		a, release = c.attempt(ctx, attempt)
+		if a.budgetRefused {
+			// The retry budget is spent: the last answer stands.
+			release()
+			last.Err.Message += " (retry budget exhausted)"
+			return last, upstreamTime, func() {}
+		}
 		upstreamTime += a.upstreamTime
 		a.res.Attempts = attempt
 		if !a.retry || attempt > c.cfg.ErrorRecovery.MaxRetries || !c.cfg.EnableAdvancedOptimization {
@@ -95,62 +104,69 @@ func (c *call) do(ctx context.Context) (res *messages.TaskResult, upstreamTime t
 		release()
 		release = func() {}
 		delay := c.schedule.Delay(attempt, rand.Float64(), a.retryAfter)
-		if dl, ok := ctx.Deadline(); ok && c.now().Add(delay).After(dl) {
+		if time.Now().Add(delay).After(c.deadline) {
 			// The wait would outlive the task: answer with what we have.
 			return a.res, upstreamTime, release
 		}
 		if !c.wait(ctx, delay) {
 			return failure(c.task, ctx, ctx.Err()), upstreamTime, release
 		}
-		if !c.token(ctx, true) {
-			// Retry budget spent (or the task ended): the last answer stands.
-			a.res.Err.Message += " (retry budget exhausted)"
-			return a.res, upstreamTime, release
-		}
+		last = a.res
 	}
 }
 
 // attemptResult is one attempt's outcome.
 type attemptResult struct {
-	res          *messages.TaskResult
-	upstreamTime time.Duration
-	retry        bool          // retryable outcome
-	retryAfter   time.Duration // the upstream's Retry-After, when it sent one
+	res           *messages.TaskResult
+	upstreamTime  time.Duration
+	retry         bool          // retryable outcome
+	retryAfter    time.Duration // the upstream's Retry-After, when it sent one
+	budgetRefused bool          // a retry the limiter refused: no call was made
 }
 
-// attempt makes one upstream call: a token from the limiter (for the first
-// attempt; retries get theirs before they start), an endpoint whose breaker
-// lets it through, a connection lease, the call, and the outcome reported to
-// the limiter and the breaker.
+// attempt makes one upstream call: a token from the limiter (a retry's
+// spends the retry budget), an endpoint whose breaker lets it through, a
+// connection lease, the call, and the outcome reported to the limiter and
+// the breaker. One deadline covers all of it: the upstream's timeout, or
+// the task's when that comes first (a stream's attempt may last as long as
+// the task). It is the task's only timer; release ends it.
 func (c *call) attempt(ctx context.Context, n int) (a attemptResult, release func()) {
-	release = func() {}
-	advanced := c.cfg.EnableAdvancedOptimization
-	if n == 1 && advanced && !c.token(ctx, false) {
-		return attemptResult{res: failure(c.task, ctx, ctx.Err())}, release
+	dl := c.deadline
+	if !c.task.Stream && c.up.Timeout > 0 {
+		if d := time.Now().Add(conf.Seconds(c.up.Timeout)); d.Before(dl) {
+			dl = d
+		}
 	}
-	route, refused := c.route(ctx)
-	if refused != nil {
-		return attemptResult{res: refused}, release
+	actx, cancel := context.WithDeadline(ctx, dl)
+	release = cancel
+	if c.cfg.EnableAdvancedOptimization {
+		granted, refused := c.token(actx, n > 1)
+		if refused {
+			a.budgetRefused = true
+			return a, release
+		}
+		if !granted {
+			return attemptResult{res: failure(c.task, actx, actx.Err())}, release
+		}
 	}
-	lease, err := c.acquire(ctx, route.endpoints)
+	route, refusedRes := c.route(actx)
+	if refusedRes != nil {
+		return attemptResult{res: refusedRes}, release
+	}
+	lease, err := c.acquire(actx, route.endpoints)
 	if err != nil {
-		return attemptResult{res: failure(c.task, ctx, err)}, release
+		return attemptResult{res: failure(c.task, actx, err)}, release
 	}
 	var once sync.Once
 	release = func() {
 		once.Do(func() { c.system.Root.Send(c.pool, &messages.ReleaseConnection{LeaseID: lease.LeaseID}) })
+		cancel()
 	}
 	res := &messages.TaskResult{ID: c.task.ID, Cache: cacheLabel(c.task)}
-	req, err := c.request(ctx, lease.Endpoint)
+	req, err := c.request(actx, lease.Endpoint)
 	if err != nil {
 		return attemptResult{res: failed(c.task, messages.CodeBadRequest, err.Error())}, release
 	}
-	attemptCtx, cancelAttempt := ctx, context.CancelFunc(func() {})
-	if !c.task.Stream && c.up.Timeout > 0 {
-		attemptCtx, cancelAttempt = context.WithTimeout(ctx, conf.Seconds(c.up.Timeout))
-	}
-	defer cancelAttempt()
-	req = req.WithContext(attemptCtx)
 
 	start := c.now()
 	resp, err := lease.Client.Do(req)
@@ -167,15 +183,16 @@ func (c *call) attempt(ctx context.Context, n int) (a attemptResult, release fun
 			a.retryAfter = ra
 		}
 	}
-	if err != nil && ctx.Err() != nil && !errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		// Cancelled by the caller: nothing to report about the upstream.
+	if err != nil && ctx.Err() != nil {
+		// Cancelled by the caller (the task's own context has no deadline):
+		// nothing to report about the upstream.
 		a.res = failure(c.task, ctx, err)
 		return a, release
 	}
 	c.report(route, lease.Endpoint, status, err, a.retryAfter)
 	a.retry = retry.Retryable(status, err)
 	if err != nil {
-		a.res = failure(c.task, attemptCtx, err)
+		a.res = failure(c.task, actx, err)
 		if status != 0 {
 			a.res.UpstreamStatus = status
 		}
@@ -199,11 +216,25 @@ func (c *call) attempt(ctx context.Context, n int) (a attemptResult, release fun
 	return a, release
 }
 
-// routed is where an attempt may go and, for a half-open breaker's probe,
-// the generation its result reports against.
+// routed is where an attempt may go, and the breaker generation each
+// allowed endpoint's result reports against.
 type routed struct {
-	endpoints []string          // allowed endpoints, for the pool's choice
-	gens      map[string]uint64 // breaker generation per allowed endpoint
+	endpoints []string // allowed endpoints, for the pool's choice
+	gens      []uint64 // gens[i] is endpoints[i]'s breaker generation; nil: single
+	single    uint64   // the generation when the upstream's only endpoint is allowed
+}
+
+// gen is the breaker generation of endpoint ep.
+func (r routed) gen(ep string) uint64 {
+	if r.gens == nil {
+		return r.single
+	}
+	for i, e := range r.endpoints {
+		if e == ep && i < len(r.gens) {
+			return r.gens[i]
+		}
+	}
+	return 0
 }
 
 // route picks the endpoints whose breakers let the call through, reading
@@ -212,25 +243,30 @@ type routed struct {
 // comes back: its breaker grants the one probe, and this call is it. All
 // breakers open and none due: circuit_open, without touching the upstream.
 func (c *call) route(ctx context.Context) (routed, *messages.TaskResult) {
-	eps := c.up.EndpointURLs()
+	eps := c.endpoints
 	if !c.cfg.EnableAdvancedOptimization || c.board == nil {
 		return routed{endpoints: eps}, nil
 	}
 	now := c.now()
-	r := routed{gens: make(map[string]uint64, len(eps))}
+	// One upstream endpoint, breaker closed: the common case allocates nothing.
+	if len(eps) == 1 {
+		if e, found := c.board.Get(c.task.Upstream, eps[0]); !found || e.State == breaker.Closed {
+			return routed{endpoints: eps, single: e.Generation}, nil
+		}
+	}
+	var r routed
 	var due []string
 	var retryAt time.Time
 	for _, ep := range eps {
 		e, found := c.board.Get(c.task.Upstream, ep)
 		if !found {
-			r.endpoints = append(r.endpoints, ep) // no entry yet: closed, generation 0
+			r.endpoints, r.gens = append(r.endpoints, ep), append(r.gens, 0) // no entry yet: closed, generation 0
 			continue
 		}
 		probe, ok := e.Admits(now)
 		switch {
 		case ok && !probe:
-			r.endpoints = append(r.endpoints, ep)
-			r.gens[ep] = e.Generation
+			r.endpoints, r.gens = append(r.endpoints, ep), append(r.gens, e.Generation)
 		case ok:
 			due = append(due, ep)
 		case retryAt.IsZero() || e.OpenUntil.Before(retryAt):
@@ -239,7 +275,7 @@ func (c *call) route(ctx context.Context) (routed, *messages.TaskResult) {
 	}
 	for _, ep := range due {
 		if v, ok := c.probe(ctx, ep); ok && v.Allowed {
-			return routed{endpoints: []string{ep}, gens: map[string]uint64{ep: v.Generation}}, nil
+			return routed{endpoints: []string{ep}, gens: []uint64{v.Generation}}, nil
 		}
 	}
 	if len(r.endpoints) > 0 {
@@ -284,7 +320,7 @@ func (c *call) report(r routed, ep string, status int, err error, retryAfter tim
 	}
 	if pid := c.breakers[ep]; pid != nil {
 		c.system.Root.Send(pid, &messages.ReportResult{
-			Generation: r.gens[ep],
+			Generation: r.gen(ep),
 			Success:    class == retry.Success || class == retry.ClientError,
 			Neutral:    class == retry.RateSignal,
 			RetryAfter: retryAfter,
@@ -292,15 +328,15 @@ func (c *call) report(r routed, ep string, status int, err error, retryAfter tim
 	}
 }
 
-// token waits for the limiter's grant (retry marks a retry, which spends
-// the upstream's retry budget). It reports false when the task ended first
-// or the limiter refused the retry.
-func (c *call) token(ctx context.Context, isRetry bool) bool {
+// token waits for the limiter's grant; isRetry marks a retry, which spends
+// the upstream's retry budget and may be refused. granted is false when the
+// attempt's deadline or the task ended first.
+func (c *call) token(ctx context.Context, isRetry bool) (granted, refused bool) {
 	if c.limiter == nil {
-		return true
+		return true, false
 	}
 	if !isRetry && c.tokens.TryTake() {
-		return true // a retry always asks: it spends the retry budget
+		return true, false // a retry always asks: it spends the budget
 	}
 	id := tokenIDs.Add(1)
 	c.system.Root.Send(c.limiter, &messages.AcquireToken{ID: id, Priority: c.task.Priority, ReplyTo: c.box.PID(), Retry: isRetry})
@@ -310,16 +346,16 @@ func (c *call) token(ctx context.Context, isRetry bool) bool {
 			switch m := m.(type) {
 			case *messages.TokenGranted:
 				if m.ID == id {
-					return true
+					return true, false
 				}
 			case *messages.RetryRefused:
 				if m.ID == id {
-					return false
+					return false, true
 				}
 			}
 		case <-ctx.Done():
 			c.system.Root.Send(c.limiter, &messages.CancelToken{ID: id})
-			return false
+			return false, false
 		}
 	}
 }

@@ -57,6 +57,9 @@ type Router struct {
 	// then stops the workers, and those terminations must not be replaced.
 	stopping bool
 
+	watchdog    clock.Timer // fires at watchdogDue, the earliest overdue time of a running task
+	watchdogDue time.Time
+
 	workersGauge  *metrics.Gauge
 	queueGauge    *metrics.Gauge
 	replacedCount *metrics.Counter
@@ -205,9 +208,6 @@ func (r *Router) apply(ctx actor.Context, cfg *conf.Config) {
 func (r *Router) recoverTasks(ctx actor.Context) {
 	for id, e := range r.tasks {
 		if e.state == messages.TaskRunning {
-			if e.watchdog != nil {
-				e.watchdog.Stop()
-			}
 			e.state, e.slot = messages.TaskQueued, nil
 			r.queue.pushFront(&item{id: id, level: e.task.Priority, enqueued: e.accepted})
 		}

@@ -28,6 +28,7 @@ type Worker struct {
 	clock clock.Clock
 
 	board      *breaker.Board
+	endpoints  map[string][]string // upstream → its endpoint URLs, filled with breakers
 	reservoirs map[string]*limiter.Reservoir
 	breakers   map[string]map[string]*actor.PID // upstream → endpoint → breaker
 
@@ -129,23 +130,27 @@ func (w *Worker) run(ctx actor.Context, msg *runTask) {
 	up := cfg.Upstreams[t.Upstream]
 	pool, _ := w.reg.PID("pool/" + t.Upstream)
 	limiterPID, _ := w.reg.PID("limiter/" + t.Upstream)
-	runCtx, cancel := context.WithTimeout(context.Background(), msg.timeout)
+	// No timer for the task itself: each attempt's deadline includes the
+	// task's end (see call.attempt).
+	runCtx, cancel := context.WithCancel(context.Background())
 	w.current, w.cancel = t.ID, cancel
 	c := &call{
-		system:   ctx.ActorSystem(),
-		router:   ctx.Parent(),
-		worker:   ctx.Self(),
-		pool:     pool,
-		limiter:  limiterPID,
-		tokens:   w.reservoirs[t.Upstream],
-		breakers: w.breakersOf(t.Upstream, up),
-		board:    w.board,
-		up:       up,
-		cfg:      cfg,
-		schedule: retry.ScheduleFrom(cfg.ErrorRecovery),
-		task:     t,
-		now:      w.clock.Now,
-		clock:    w.clock,
+		system:    ctx.ActorSystem(),
+		router:    ctx.Parent(),
+		worker:    ctx.Self(),
+		pool:      pool,
+		limiter:   limiterPID,
+		tokens:    w.reservoirs[t.Upstream],
+		breakers:  w.breakersOf(t.Upstream, up),
+		endpoints: w.endpoints[t.Upstream],
+		board:     w.board,
+		up:        up,
+		cfg:       cfg,
+		schedule:  retry.ScheduleFrom(cfg.ErrorRecovery),
+		task:      t,
+		deadline:  time.Now().Add(msg.timeout),
+		now:       w.clock.Now,
+		clock:     w.clock,
 	}
 	select {
 	case w.jobs <- job{call: c, ctx: runCtx, cancel: cancel}:
@@ -186,8 +191,9 @@ func (w *Worker) breakersOf(name string, up conf.Upstream) map[string]*actor.PID
 	}
 	if w.breakers == nil {
 		w.breakers = map[string]map[string]*actor.PID{}
+		w.endpoints = map[string][]string{}
 	}
-	w.breakers[name] = m
+	w.breakers[name], w.endpoints[name] = m, eps
 	return m
 }
 
