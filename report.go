@@ -265,13 +265,15 @@ func unixSeconds(t time.Time) float64 { return float64(t.UnixNano()) / 1e9 }
 // MetricsReport is the /metrics JSON document (SPEC §4), with per-upstream,
 // per-tier and per-actor detail beside the reference guide's fields.
 type MetricsReport struct {
-	Timestamp             float64               `json:"timestamp"`
-	ConnectionPool        PoolSummary           `json:"connection_pool"`
-	RequestQueue          QueueSummary          `json:"request_queue"`
-	AdvancedOptimizations AdvancedOptimizations `json:"advanced_optimizations"`
-	BatchProcessor        BatchSummary          `json:"batch_processor"`
-	Actors                ActorsSummary         `json:"actors"`
-	SystemInfo            SystemInfo            `json:"system_info"`
+	Timestamp             float64                `json:"timestamp"`
+	ConnectionPool        PoolSummary            `json:"connection_pool"`
+	RequestQueue          QueueSummary           `json:"request_queue"`
+	AdvancedOptimizations AdvancedOptimizations  `json:"advanced_optimizations"`
+	BatchProcessor        BatchSummary           `json:"batch_processor"`
+	HTTP                  *messages.HTTPStats    `json:"http,omitempty"`           // deerd's ingress: requests, in flight, rejected
+	Export                *messages.MetricsStats `json:"metrics_export,omitempty"` // history snapshots and pushes
+	Actors                ActorsSummary          `json:"actors"`
+	SystemInfo            SystemInfo             `json:"system_info"`
 }
 
 // PoolSummary sums the upstream pools.
@@ -443,6 +445,10 @@ func (rt *Runtime) Metrics(ctx context.Context) *MetricsReport {
 		case *messages.BreakerStats:
 			adv.ErrorRecovery.Breakers[a.entry.Name] = s
 			adv.ErrorRecovery.CircuitBreakerState = worseBreakerState(adv.ErrorRecovery.CircuitBreakerState, s.State)
+		case *messages.HTTPStats:
+			rep.HTTP = s
+		case *messages.MetricsStats:
+			rep.Export = s
 		case *messages.BatchStats:
 			b := &rep.BatchProcessor
 			b.Upstreams[s.Upstream] = s

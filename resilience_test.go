@@ -206,8 +206,8 @@ func TestBreakerOpensFailsFastAndProbesOnce(t *testing.T) {
 	})
 	for i := 0; i < 5; i++ {
 		res, err := get(rt)
-		if err != nil || res.Err == nil || res.Err.Code != messages.CodeCircuitOpen {
-			t.Fatalf("task while open: %+v %v", res, err)
+		if err != nil || res.Err == nil || res.Err.Code != messages.CodeCircuitOpen || res.Attempts != 0 {
+			t.Fatalf("task while open (no attempt reaches the upstream): %+v %v", res, err)
 		}
 	}
 	if u.calls() != 3 {

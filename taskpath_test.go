@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -98,6 +99,13 @@ func TestSubmitRunsATaskOnTheUpstream(t *testing.T) {
 	p := m.ConnectionPool.Upstreams["up"]
 	if p.TotalAcquired != 1 || p.TotalReleased != 1 || p.ActiveConnections != 0 {
 		t.Errorf("pool after one task: %+v", p)
+	}
+	prom := prometheusText(rt)
+	for _, line := range []string{`deer_tasks_total{upstream="up",outcome="succeeded"} 1`,
+		"deer_task_duration_seconds_count 1", "deer_overhead_seconds_count 1"} {
+		if !strings.Contains(prom, line) {
+			t.Errorf("Prometheus text lacks %q", line)
+		}
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/rs/zerolog"
 
+	"github.com/deer-runtime/deer/actors/admin"
 	"github.com/deer-runtime/deer/messages"
 )
 
@@ -38,9 +39,9 @@ func (a *Actor) Receive(ctx actor.Context) {
 		if a.draining() {
 			rep.State, rep.Detail = messages.StateDegraded, "shutting down: not accepting new work"
 		}
-		respond(ctx, rep)
+		admin.Respond(ctx, rep)
 	case *messages.StatsQuery:
-		respond(ctx, &messages.StatsReport{Actor: a.name, Stats: &messages.HTTPStats{
+		admin.Respond(ctx, &messages.StatsReport{Actor: a.name, Stats: &messages.HTTPStats{
 			Addr:     a.addr,
 			Requests: a.counters.Requests.Load(),
 			InFlight: a.counters.InFlight.Load(),
@@ -49,16 +50,10 @@ func (a *Actor) Receive(ctx actor.Context) {
 	case *messages.ApplyConfig:
 		// max_body_bytes and the debug switches are read per request from
 		// the live configuration; nothing to hold here.
-		respond(ctx, &messages.ConfigApplied{Actor: a.name})
+		admin.Respond(ctx, &messages.ConfigApplied{Actor: a.name})
 	case *messages.Ping:
-		respond(ctx, &messages.Pong{Actor: a.name, Seq: msg.Seq})
+		admin.Respond(ctx, &messages.Pong{Actor: a.name, Seq: msg.Seq})
 	default:
 		a.log.Debug().Type("type", msg).Msg("unknown message")
-	}
-}
-
-func respond(ctx actor.Context, reply any) {
-	if ctx.Sender() != nil {
-		ctx.Respond(reply)
 	}
 }

@@ -4,10 +4,10 @@ import (
 	"bytes"
 	"io"
 	"net/http"
-	"slices"
 	"testing"
 	"time"
 
+	"github.com/deer-runtime/deer/internal/load"
 	"github.com/deer-runtime/deer/internal/sim"
 )
 
@@ -53,7 +53,7 @@ func BenchmarkAddedLatency(b *testing.B) {
 		d = append(d, us(call(direct)))
 		t = append(t, us(call(through)))
 		if len(d) == round {
-			roundMedians = append(roundMedians, median(t)-median(d))
+			roundMedians = append(roundMedians, load.Quantile(t, 0.5)-load.Quantile(d, 0.5))
 			directs, throughs = append(directs, d...), append(throughs, t...)
 			d, t = nil, nil
 		}
@@ -65,23 +65,13 @@ func BenchmarkAddedLatency(b *testing.B) {
 		}
 		return
 	}
-	slices.Sort(roundMedians)
-	b.ReportMetric(median(roundMedians), "added_us")
-	b.ReportMetric(quantile(roundMedians, 0.75)-quantile(roundMedians, 0.25), "added_iqr_us")
-	b.ReportMetric(quantile(directs, 0.5), "direct_p50_us")
-	b.ReportMetric(quantile(directs, 0.99), "direct_p99_us")
-	b.ReportMetric(quantile(throughs, 0.5), "deerd_p50_us")
-	b.ReportMetric(quantile(throughs, 0.99), "deerd_p99_us")
+
+	b.ReportMetric(load.Quantile(roundMedians, 0.5), "added_us")
+	b.ReportMetric(load.Quantile(roundMedians, 0.75)-load.Quantile(roundMedians, 0.25), "added_iqr_us")
+	b.ReportMetric(load.Quantile(directs, 0.5), "direct_p50_us")
+	b.ReportMetric(load.Quantile(directs, 0.99), "direct_p99_us")
+	b.ReportMetric(load.Quantile(throughs, 0.5), "deerd_p50_us")
+	b.ReportMetric(load.Quantile(throughs, 0.99), "deerd_p99_us")
 }
 
 func us(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e3 }
-
-func median(xs []float64) float64 { return quantile(xs, 0.5) }
-
-// quantile is the nearest-rank quantile of xs (not modified).
-func quantile(xs []float64, q float64) float64 {
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	i := int(q*float64(len(s)-1) + 0.5)
-	return s[i]
-}

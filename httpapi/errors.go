@@ -3,7 +3,6 @@ package httpapi
 import (
 	"encoding/json"
 	"net/http"
-	"strconv"
 )
 
 // errorBody is SPEC §4's error shape.
@@ -27,10 +26,4 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 func writeError(w http.ResponseWriter, status int, code, message, field string) {
 	writeJSON(w, status, errorBody{Error: errorDetail{Code: code, Message: message, Field: field}})
-}
-
-// writeOverloaded answers 429 with the Retry-After a client should honour.
-func writeOverloaded(w http.ResponseWriter, retryAfterSeconds int, message string) {
-	w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds))
-	writeError(w, http.StatusTooManyRequests, "overloaded", message, "")
 }

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/deer-runtime/deer/actors/router"
 	"github.com/deer-runtime/deer/messages"
 )
 
@@ -87,7 +88,7 @@ func (s *Server) openAI(path string, streamable bool) http.HandlerFunc {
 			header.Set("Accept", "text/event-stream")
 		}
 		task := &messages.Task{
-			ID: newTaskID(), Upstream: upstream, Method: http.MethodPost, Path: path, Header: header, Body: body,
+			ID: router.NewTaskID(), Upstream: upstream, Method: http.MethodPost, Path: path, Header: header, Body: body,
 			Priority: steer.priority, Cache: steer.cache, Stream: stream, IdempotencyKey: steer.idemKey,
 		}
 		res, ok := s.submit(w, r, task, writeOpenAIError)

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/deer-runtime/deer/actors/router"
 	"github.com/deer-runtime/deer/messages"
 )
 
@@ -58,7 +59,7 @@ func (s *Server) proxy(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	task := &messages.Task{
-		ID: newTaskID(), Upstream: upstream, Method: r.Method, Path: path, Header: forwardHeaders(r.Header), Body: body,
+		ID: router.NewTaskID(), Upstream: upstream, Method: r.Method, Path: path, Header: forwardHeaders(r.Header), Body: body,
 		Priority: steer.priority, Cache: steer.cache, Stream: wantsStream(r.Header, body), IdempotencyKey: steer.idemKey,
 	}
 	res, ok := s.submit(w, r, task, writeError)

@@ -3,7 +3,6 @@ package httpapi
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,6 +18,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/deer-runtime/deer"
+	"github.com/deer-runtime/deer/actors/router"
 	"github.com/deer-runtime/deer/conf"
 	"github.com/deer-runtime/deer/messages"
 )
@@ -154,10 +154,6 @@ func printableASCII(s string) bool {
 	}
 	return true
 }
-
-// newTaskID names a task before it is submitted, so that a client that
-// goes away can have its task cancelled by id.
-func newTaskID() string { return "task_" + strings.ToLower(rand.Text()) }
 
 // submit runs task and waits for its result. A false return means the
 // answer has been written (the runtime did not answer) or nobody is left
@@ -463,7 +459,7 @@ func (req *taskRequest) task(cfg *conf.Config, st steering) (*messages.Task, *in
 		header = nil
 	}
 	return &messages.Task{
-		ID: newTaskID(), Upstream: req.Upstream, Method: method, Path: req.Path, Header: header, Body: body,
+		ID: router.NewTaskID(), Upstream: req.Upstream, Method: method, Path: req.Path, Header: header, Body: body,
 		Priority: priority, Cache: cache, Timeout: timeout, Stream: req.Stream, IdempotencyKey: st.idemKey,
 	}, nil
 }

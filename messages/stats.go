@@ -8,7 +8,7 @@ type RouterStats struct {
 	QueueCapacity  int   `json:"max_size"`        // parallel_execution.queue_size
 	PriorityLevels int   `json:"priority_levels"` // queue levels in use (1 when advanced optimization is off)
 	LoadBalancing  bool  `json:"load_balancing"`
-	Replaced       int64 `json:"workers_replaced"` // workers replaced after failing a health check
+	Replaced       int64 `json:"workers_replaced"` // workers replaced: no answer to a health check, stopped, or wedged past a task's timeout
 	Draining       bool  `json:"draining"`         // shutting down: no new tasks accepted
 }
 

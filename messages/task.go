@@ -114,7 +114,7 @@ const (
 	CodeBadRequest    = "bad_request"      // 400
 	CodeTimeout       = "timeout"          // 504
 	CodeUpstream      = "upstream_error"   // 502: the upstream could not be reached or answered 5xx
-	CodeCancelled     = "cancelled"        // 499-like; 409 on the API
+	CodeCancelled     = "cancelled"        // 499 on the API
 	CodeInternal      = "internal_error"   // 500: the task crashed its actor repeatedly
 	CodeCircuitOpen   = "circuit_open"     // 503
 )
@@ -138,8 +138,8 @@ type TaskResult struct {
 	// upstream body as it arrives. The receiver must read and Close it: the
 	// close releases the connection lease and frees the worker.
 	Stream   io.ReadCloser
-	Cache    string // "miss", "bypass", "hit-l1", "hit-l2", "hit-l3", "coalesced"
-	Attempts int
+	Cache    string        // "miss", "bypass", "hit-l1", "hit-l2", "hit-l3", "coalesced"
+	Attempts int           // attempts that reached the upstream (0: refused, failed fast or cancelled before any)
 	Queue    time.Duration // time spent queued
 	Latency  time.Duration // time from acceptance to the answer (headers, for streams)
 	Upstream time.Duration // time spent waiting on the upstream

@@ -6,6 +6,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/rs/zerolog"
 
+	"github.com/deer-runtime/deer/actors/admin"
 	"github.com/deer-runtime/deer/messages"
 )
 
@@ -88,12 +89,12 @@ func (g *group) Receive(ctx actor.Context) {
 	case *messages.StatusQuery:
 		// A supervisor that answers is running; its children answer for
 		// themselves.
-		respond(ctx, &messages.StatusReport{Actor: g.name, State: messages.StateHealthy})
+		admin.Respond(ctx, &messages.StatusReport{Actor: g.name, State: messages.StateHealthy})
 	case *messages.StatsQuery:
-		respond(ctx, &messages.StatsReport{Actor: g.name})
+		admin.Respond(ctx, &messages.StatsReport{Actor: g.name})
 	case *messages.ApplyConfig:
 		// Children read the live configuration when the group respawns them.
-		respond(ctx, &messages.ConfigApplied{Actor: g.name})
+		admin.Respond(ctx, &messages.ConfigApplied{Actor: g.name})
 	case *actor.Terminated:
 		g.terminated(msg.Who)
 	case *actor.Restarting:
@@ -154,11 +155,5 @@ func (g *group) terminated(who *actor.PID) {
 	g.reg.MarkStopped(name)
 	if g.state == groupRunning {
 		g.log.Warn().Str("child", name).Msg("child stopped and will not be restarted")
-	}
-}
-
-func respond(ctx actor.Context, reply any) {
-	if ctx.Sender() != nil {
-		ctx.Respond(reply)
 	}
 }

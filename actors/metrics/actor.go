@@ -12,6 +12,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/rs/zerolog"
 
+	"github.com/deer-runtime/deer/actors/admin"
 	"github.com/deer-runtime/deer/conf"
 	"github.com/deer-runtime/deer/internal/clock"
 	"github.com/deer-runtime/deer/messages"
@@ -108,7 +109,7 @@ func (a *Actor) Receive(ctx actor.Context) {
 		}
 	case *messages.HistoryQuery:
 		a.hist.prune(a.d.Clock.Now(), conf.Seconds(a.cfg.Monitoring.MetricsRetention))
-		respond(ctx, &messages.HistoryReport{Snapshots: a.hist.list()})
+		admin.Respond(ctx, &messages.HistoryReport{Snapshots: a.hist.list()})
 	case *messages.ApplyConfig:
 		old := a.cfg
 		a.cfg = msg.Config
@@ -117,15 +118,15 @@ func (a *Actor) Receive(ctx actor.Context) {
 			a.schedule()
 		}
 		a.hist.prune(a.d.Clock.Now(), conf.Seconds(a.cfg.Monitoring.MetricsRetention))
-		respond(ctx, &messages.ConfigApplied{Actor: a.d.Name})
+		admin.Respond(ctx, &messages.ConfigApplied{Actor: a.d.Name})
 	case *messages.StatusQuery:
 		rep := &messages.StatusReport{Actor: a.d.Name, State: messages.StateHealthy}
 		if !a.cfg.Monitoring.MetricsEnabled {
 			rep.State = messages.StateDisabled
 		}
-		respond(ctx, rep)
+		admin.Respond(ctx, rep)
 	case *messages.StatsQuery:
-		respond(ctx, &messages.StatsReport{Actor: a.d.Name, Stats: &messages.MetricsStats{
+		admin.Respond(ctx, &messages.StatsReport{Actor: a.d.Name, Stats: &messages.MetricsStats{
 			Enabled:        a.cfg.Monitoring.MetricsEnabled,
 			Snapshots:      len(a.hist.snaps),
 			ExportInterval: a.cfg.Monitoring.ExportInterval,
@@ -134,7 +135,7 @@ func (a *Actor) Receive(ctx actor.Context) {
 			PushErrors:     a.pushErrors,
 		}})
 	case *messages.Ping:
-		respond(ctx, &messages.Pong{Actor: a.d.Name, Seq: msg.Seq})
+		admin.Respond(ctx, &messages.Pong{Actor: a.d.Name, Seq: msg.Seq})
 	default:
 		a.log.Debug().Type("type", msg).Msg("unknown message")
 	}
@@ -202,11 +203,5 @@ func (a *Actor) stopTimer() {
 	if a.timer != nil {
 		a.timer.Stop()
 		a.timer = nil
-	}
-}
-
-func respond(ctx actor.Context, reply any) {
-	if ctx.Sender() != nil {
-		ctx.Respond(reply)
 	}
 }

@@ -76,13 +76,18 @@ func (r *Router) submit(ctx actor.Context, msg *messages.SubmitTask) {
 		r.idemRunning[key] = t.ID
 	}
 	r.tasks[t.ID] = e
-	level := t.Priority
-	if !r.cfg.EnableAdvancedOptimization {
-		level = 0 // one FIFO level
-	}
-	r.queue.push(&item{id: t.ID, level: level, enqueued: now})
+	r.queue.push(&item{id: t.ID, level: r.level(t), enqueued: now})
 	r.answerAccepted(ctx, replyTo, msg.Async, t.ID)
 	r.dispatch(ctx)
+}
+
+// level is the queue level of t: its priority, or the one FIFO level when
+// advanced optimization is off.
+func (r *Router) level(t *messages.Task) int {
+	if !r.cfg.EnableAdvancedOptimization {
+		return 0
+	}
+	return t.Priority
 }
 
 // idempotencyKey scopes a client's key to the upstream; streams cannot be
@@ -299,7 +304,7 @@ func (r *Router) taskLost(ctx actor.Context, id, why string) {
 	}
 	r.log.Warn().Str("task", id).Int("crashes", e.crashes).Str("why", why).Msg("re-dispatching the task of a lost worker")
 	e.state, e.slot = messages.TaskQueued, nil
-	r.queue.pushFront(&item{id: id, level: e.task.Priority, enqueued: e.accepted})
+	r.queue.pushFront(&item{id: id, level: r.level(e.task), enqueued: e.accepted})
 }
 
 // armWatchdog makes sure the router's one watchdog timer fires by due. A

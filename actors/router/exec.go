@@ -86,6 +86,7 @@ func (c *call) do(ctx context.Context) (res *messages.TaskResult, upstreamTime t
 		}
 	}()
 	var last *messages.TaskResult
+	calls := 0 // attempts that reached the upstream: what "attempts" reports
 	for attempt := 1; ; attempt++ {
 		var a attemptResult
 		a, release = c.attempt(ctx, attempt)
@@ -96,7 +97,10 @@ func (c *call) do(ctx context.Context) (res *messages.TaskResult, upstreamTime t
 			return last, upstreamTime, func() {}
 		}
 		upstreamTime += a.upstreamTime
-		a.res.Attempts = attempt
+		if a.called {
+			calls++
+		}
+		a.res.Attempts = calls
 		if !a.retry || attempt > c.cfg.ErrorRecovery.MaxRetries || !c.cfg.EnableAdvancedOptimization {
 			return a.res, upstreamTime, release
 		}
@@ -122,6 +126,7 @@ type attemptResult struct {
 	retry         bool          // retryable outcome
 	retryAfter    time.Duration // the upstream's Retry-After, when it sent one
 	budgetRefused bool          // a retry the limiter refused: no call was made
+	called        bool          // the request went to the upstream
 }
 
 // attempt makes one upstream call: a token from the limiter (a retry's
@@ -169,6 +174,7 @@ func (c *call) attempt(ctx context.Context, n int) (a attemptResult, release fun
 	}
 
 	start := c.now()
+	a.called = true
 	resp, err := lease.Client.Do(req)
 	var body []byte
 	if err == nil && !(c.task.Stream && resp.StatusCode/100 == 2) {
@@ -460,7 +466,7 @@ func failure(t *messages.Task, ctx context.Context, err error) *messages.TaskRes
 
 func failed(t *messages.Task, code, msg string) *messages.TaskResult {
 	return &messages.TaskResult{
-		ID: t.ID, Status: messages.TaskFailed, Attempts: 1, Cache: cacheLabel(t),
+		ID: t.ID, Status: messages.TaskFailed, Cache: cacheLabel(t), // Attempts: none, unless set by the caller
 		Err: &messages.TaskError{Code: code, Message: msg},
 	}
 }

@@ -97,7 +97,8 @@ func (q *queue) remove(id string) bool {
 }
 
 // resize changes the number of levels: tasks on levels that no longer exist
-// move to the new lowest level, keeping their order.
+// move to the new lowest level, behind the tasks already there, in their
+// order.
 func (q *queue) resize(levels int) {
 	levels = max(levels, 1)
 	if levels == len(q.levels) {

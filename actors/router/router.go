@@ -8,6 +8,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/rs/zerolog"
 
+	"github.com/deer-runtime/deer/actors/admin"
 	"github.com/deer-runtime/deer/actors/breaker"
 	"github.com/deer-runtime/deer/actors/limiter"
 	"github.com/deer-runtime/deer/conf"
@@ -158,9 +159,9 @@ func (r *Router) Receive(ctx actor.Context) {
 		r.workerIdle(ctx, msg)
 	case *messages.CancelTask:
 		res := r.cancel(ctx, msg.ID)
-		respond(ctx, res)
+		admin.Respond(ctx, res)
 	case *messages.TaskStatusQuery:
-		respond(ctx, r.taskStatus(msg.ID))
+		admin.Respond(ctx, r.taskStatus(msg.ID))
 	case *watchdogFired:
 		r.watchdogFired(ctx, msg)
 	case *messages.DeliveryFailed:
@@ -177,13 +178,13 @@ func (r *Router) Receive(ctx actor.Context) {
 		}
 	case *messages.ApplyConfig:
 		r.apply(ctx, msg.Config)
-		respond(ctx, &messages.ConfigApplied{Actor: r.d.Name})
+		admin.Respond(ctx, &messages.ConfigApplied{Actor: r.d.Name})
 	case *messages.StatusQuery:
-		respond(ctx, r.status())
+		admin.Respond(ctx, r.status())
 	case *messages.StatsQuery:
-		respond(ctx, &messages.StatsReport{Actor: r.d.Name, Stats: r.stats()})
+		admin.Respond(ctx, &messages.StatsReport{Actor: r.d.Name, Stats: r.stats()})
 	case *messages.Ping:
-		respond(ctx, &messages.Pong{Actor: r.d.Name, Seq: msg.Seq})
+		admin.Respond(ctx, &messages.Pong{Actor: r.d.Name, Seq: msg.Seq})
 	default:
 		r.log.Debug().Type("type", msg).Msg("unknown message")
 	}
@@ -209,7 +210,7 @@ func (r *Router) recoverTasks(ctx actor.Context) {
 	for id, e := range r.tasks {
 		if e.state == messages.TaskRunning {
 			e.state, e.slot = messages.TaskQueued, nil
-			r.queue.pushFront(&item{id: id, level: e.task.Priority, enqueued: e.accepted})
+			r.queue.pushFront(&item{id: id, level: r.level(e.task), enqueued: e.accepted})
 		}
 	}
 	r.dispatch(ctx)

@@ -7,6 +7,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/rs/zerolog"
 
+	"github.com/deer-runtime/deer/actors/admin"
 	"github.com/deer-runtime/deer/actors/breaker"
 	"github.com/deer-runtime/deer/actors/limiter"
 	"github.com/deer-runtime/deer/actors/retry"
@@ -109,14 +110,14 @@ func (w *Worker) Receive(ctx actor.Context) {
 			w.cancel()
 		}
 	case *messages.Ping:
-		respond(ctx, &messages.Pong{Actor: w.name, Seq: msg.Seq})
+		admin.Respond(ctx, &messages.Pong{Actor: w.name, Seq: msg.Seq})
 	case *messages.StatusQuery:
-		respond(ctx, &messages.StatusReport{Actor: w.name, State: messages.StateHealthy})
+		admin.Respond(ctx, &messages.StatusReport{Actor: w.name, State: messages.StateHealthy})
 	case *messages.StatsQuery:
 		// The router reports the worker set as a whole.
-		respond(ctx, &messages.StatsReport{Actor: w.name})
+		admin.Respond(ctx, &messages.StatsReport{Actor: w.name})
 	case *messages.ApplyConfig:
-		respond(ctx, &messages.ConfigApplied{Actor: w.name})
+		admin.Respond(ctx, &messages.ConfigApplied{Actor: w.name})
 	case *hang:
 		<-msg.release
 	default:
@@ -205,13 +206,5 @@ func executor(jobs <-chan job, box *reply.Box) {
 		drainStale(box)
 		j.call.box = box
 		j.call.execute(j.ctx, j.cancel)
-	}
-}
-
-// respond answers the sender, if there is one: a reply to a plain Send would
-// be a dead letter.
-func respond(ctx actor.Context, reply any) {
-	if ctx.Sender() != nil {
-		ctx.Respond(reply)
 	}
 }
