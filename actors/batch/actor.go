@@ -3,8 +3,6 @@ package batch
 import (
 	"errors"
 	"fmt"
-	"strings"
-	"time"
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/asynkron/protoactor-go/actor"
@@ -13,6 +11,7 @@ import (
 	"github.com/deer-runtime/deer/actors/admin"
 	"github.com/deer-runtime/deer/conf"
 	"github.com/deer-runtime/deer/internal/clock"
+	"github.com/deer-runtime/deer/internal/metricname"
 	"github.com/deer-runtime/deer/messages"
 )
 
@@ -60,9 +59,7 @@ type Actor struct {
 	enabled  bool // the upstream has batch = "openai-embeddings"
 	highUtil float64
 
-	timer    clock.Timer
-	timerGen uint64
-	timerDue time.Time
+	alarm clock.Alarm // the one wake-up: a batch, a probe or the head waiter is due
 
 	mPending                    *metrics.Gauge
 	mBatches, mItems, mRejected *metrics.Counter
@@ -91,8 +88,7 @@ func (a *Actor) Receive(ctx actor.Context) {
 	case *messages.EnqueueBatchItem:
 		a.enqueue(ctx, msg)
 	case *tick:
-		if msg.gen == a.timerGen {
-			a.timer = nil
+		if a.alarm.Fired(msg.gen) {
 			a.emit(ctx, a.q.Due(a.d.Clock.Now()))
 		}
 	case *actor.Stopping, *actor.Restarting:
@@ -110,7 +106,7 @@ func (a *Actor) Receive(ctx actor.Context) {
 func (a *Actor) start(ctx actor.Context) {
 	a.system, a.self = ctx.ActorSystem(), ctx.Self()
 	a.log = a.d.Log.With().Str("actor", a.d.Name).Logger()
-	up := fmt.Sprintf(`{upstream="%s"}`, escapeLabel(a.d.Upstream))
+	up := metricname.Labels("upstream", a.d.Upstream)
 	a.mPending = a.d.Metrics.GetOrCreateGauge("deer_batch_pending"+up, nil)
 	a.mBatches = a.d.Metrics.GetOrCreateCounter("deer_batch_batches_total" + up)
 	a.mItems = a.d.Metrics.GetOrCreateCounter("deer_batch_items_total" + up)
@@ -205,13 +201,8 @@ func (a *Actor) changed() {
 		a.stopTimer()
 		return
 	}
-	if a.timer != nil && a.timerDue.Equal(due) {
-		return
-	}
-	a.stopTimer()
-	gen, system, self := a.timerGen, a.system, a.self
-	a.timerDue = due
-	a.timer = a.d.Clock.AfterFunc(due.Sub(a.d.Clock.Now()), func() { system.Root.Send(self, &tick{gen: gen}) })
+	system, self := a.system, a.self
+	a.alarm.Set(a.d.Clock, due, func(gen uint64) { system.Root.Send(self, &tick{gen: gen}) })
 }
 
 func (a *Actor) over() bool {
@@ -219,13 +210,7 @@ func (a *Actor) over() bool {
 }
 
 // stopTimer cancels the timer; a tick already sent is dropped by gen.
-func (a *Actor) stopTimer() {
-	if a.timer != nil {
-		a.timer.Stop()
-		a.timer = nil
-	}
-	a.timerGen++
-}
+func (a *Actor) stopTimer() { a.alarm.Stop() }
 
 func (a *Actor) apply(ctx actor.Context, cfg *conf.Config) {
 	was := a.enabled
@@ -271,7 +256,3 @@ func (a *Actor) stats() *messages.BatchStats {
 		Rejected:        qs.Rejected,
 	}
 }
-
-var labelEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
-
-func escapeLabel(s string) string { return labelEscaper.Replace(s) }

@@ -2,7 +2,6 @@ package breaker
 
 import (
 	"fmt"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -13,6 +12,7 @@ import (
 	"github.com/deer-runtime/deer/actors/admin"
 	"github.com/deer-runtime/deer/conf"
 	"github.com/deer-runtime/deer/internal/clock"
+	"github.com/deer-runtime/deer/internal/metricname"
 	"github.com/deer-runtime/deer/messages"
 )
 
@@ -65,9 +65,7 @@ type Actor struct {
 	posted  Entry // last entry set on the board
 	hasPost bool
 
-	timer    clock.Timer
-	timerGen uint64
-	timerDue time.Time
+	alarm clock.Alarm // the one wake-up: a batch, a probe or the head waiter is due
 
 	mState *metrics.Gauge
 	mOpens *metrics.Counter
@@ -97,8 +95,7 @@ func (a *Actor) Receive(ctx actor.Context) {
 	case *messages.ReportResult:
 		a.report(msg)
 	case *tick:
-		if msg.gen == a.timerGen {
-			a.timer = nil
+		if a.alarm.Fired(msg.gen) {
 			a.b.Advance(a.d.Clock.Now())
 			a.settle()
 		}
@@ -117,7 +114,7 @@ func (a *Actor) Receive(ctx actor.Context) {
 func (a *Actor) start(ctx actor.Context) {
 	a.system, a.self = ctx.ActorSystem(), ctx.Self()
 	a.log = a.d.Log.With().Str("actor", a.d.Name).Logger()
-	labels := fmt.Sprintf(`{upstream="%s",endpoint="%s"}`, escapeLabel(a.d.Upstream), escapeLabel(a.d.Endpoint))
+	labels := metricname.Labels("upstream", a.d.Upstream, "endpoint", a.d.Endpoint)
 	a.mState = a.d.Metrics.GetOrCreateGauge("deer_breaker_state"+labels, nil)
 	a.mOpens = a.d.Metrics.GetOrCreateCounter("deer_breaker_opens_total" + labels)
 
@@ -201,13 +198,8 @@ func (a *Actor) settle() {
 		a.stopTimer()
 		return
 	}
-	if a.timer != nil && a.timerDue.Equal(due) {
-		return
-	}
-	a.stopTimer()
-	gen, system, self := a.timerGen, a.system, a.self
-	a.timerDue = due
-	a.timer = a.d.Clock.AfterFunc(due.Sub(a.d.Clock.Now()), func() { system.Root.Send(self, &tick{gen: gen}) })
+	system, self := a.system, a.self
+	a.alarm.Set(a.d.Clock, due, func(gen uint64) { system.Root.Send(self, &tick{gen: gen}) })
 }
 
 // post sets the breaker's entry on the board when it differs from the last
@@ -229,13 +221,7 @@ func (a *Actor) post() {
 }
 
 // stopTimer cancels the timer; a tick already sent is dropped by gen.
-func (a *Actor) stopTimer() {
-	if a.timer != nil {
-		a.timer.Stop()
-		a.timer = nil
-	}
-	a.timerGen++
-}
+func (a *Actor) stopTimer() { a.alarm.Stop() }
 
 func (a *Actor) apply(cfg *conf.Config) {
 	now, er := a.d.Clock.Now(), cfg.ErrorRecovery
@@ -283,7 +269,3 @@ func (a *Actor) stats() *messages.BreakerStats {
 		RetryIn:             a.b.RetryIn(a.d.Clock.Now()).Seconds(),
 	}
 }
-
-var labelEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
-
-func escapeLabel(s string) string { return labelEscaper.Replace(s) }

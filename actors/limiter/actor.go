@@ -3,7 +3,6 @@ package limiter
 import (
 	"container/heap"
 	"fmt"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -14,6 +13,7 @@ import (
 	"github.com/deer-runtime/deer/actors/admin"
 	"github.com/deer-runtime/deer/conf"
 	"github.com/deer-runtime/deer/internal/clock"
+	"github.com/deer-runtime/deer/internal/metricname"
 	"github.com/deer-runtime/deer/messages"
 )
 
@@ -76,9 +76,7 @@ type Actor struct {
 	granted          uint64
 	retries, refused uint64 // retries let in, refused by the budget
 
-	timer    clock.Timer
-	timerGen uint64
-	timerDue time.Time
+	alarm clock.Alarm // wakes the limiter when the head waiter's tokens are due
 
 	mRate, mWaiting      *metrics.Gauge
 	mGranted, mThrottled *metrics.Counter
@@ -114,8 +112,7 @@ func (a *Actor) Receive(ctx actor.Context) {
 	case *messages.ReportOutcome:
 		a.observe(ctx, msg)
 	case *tick:
-		if msg.gen == a.timerGen {
-			a.timer = nil
+		if a.alarm.Fired(msg.gen) {
 			a.drain(ctx)
 		}
 	case *messages.RetryBudgetQuery:
@@ -137,7 +134,7 @@ func (a *Actor) Receive(ctx actor.Context) {
 func (a *Actor) start(ctx actor.Context) {
 	a.system, a.self = ctx.ActorSystem(), ctx.Self()
 	a.log = a.d.Log.With().Str("actor", a.d.Name).Logger()
-	up := fmt.Sprintf(`{upstream="%s"}`, escapeLabel(a.d.Upstream))
+	up := metricname.Labels("upstream", a.d.Upstream)
 	a.mRate = a.d.Metrics.GetOrCreateGauge("deer_ratelimit_rate"+up, nil)
 	a.mWaiting = a.d.Metrics.GetOrCreateGauge("deer_ratelimit_waiting"+up, nil)
 	a.mGranted = a.d.Metrics.GetOrCreateCounter("deer_ratelimit_granted_total" + up)
@@ -236,13 +233,8 @@ func (a *Actor) drain(ctx actor.Context) {
 		return
 	}
 	due := now.Add(a.bucket.Wait(now, a.waiting[0].count))
-	if a.timer != nil && a.timerDue.Equal(due) {
-		return
-	}
-	a.stopTimer()
-	gen, system, self := a.timerGen, a.system, a.self
-	a.timerDue = due
-	a.timer = a.d.Clock.AfterFunc(due.Sub(now), func() { system.Root.Send(self, &tick{gen: gen}) })
+	system, self := a.system, a.self
+	a.alarm.Set(a.d.Clock, due, func(gen uint64) { system.Root.Send(self, &tick{gen: gen}) })
 }
 
 // topUp counts the tokens workers took from the reservoir (as granted
@@ -269,13 +261,7 @@ func (a *Actor) topUp(now time.Time) {
 }
 
 // stopTimer cancels the wake-up; a tick already sent is dropped by gen.
-func (a *Actor) stopTimer() {
-	if a.timer != nil {
-		a.timer.Stop()
-		a.timer = nil
-	}
-	a.timerGen++
-}
+func (a *Actor) stopTimer() { a.alarm.Stop() }
 
 func (a *Actor) observe(ctx actor.Context, msg *messages.ReportOutcome) {
 	if !a.enabled {
@@ -382,7 +368,3 @@ func (a *Actor) budgetReport() *messages.RetryBudgetReport {
 	}
 	return r
 }
-
-var labelEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
-
-func escapeLabel(s string) string { return labelEscaper.Replace(s) }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,6 +15,7 @@ import (
 	"github.com/deer-runtime/deer/actors/admin"
 	"github.com/deer-runtime/deer/conf"
 	"github.com/deer-runtime/deer/internal/clock"
+	"github.com/deer-runtime/deer/internal/metricname"
 	"github.com/deer-runtime/deer/messages"
 )
 
@@ -155,7 +155,7 @@ func (a *Actor) Receive(ctx actor.Context) {
 func (a *Actor) start(ctx actor.Context) {
 	a.system, a.self = ctx.ActorSystem(), ctx.Self()
 	a.log = a.d.Log.With().Str("actor", a.d.Name).Logger()
-	up := fmt.Sprintf(`{upstream="%s"}`, escapeLabel(a.d.Upstream))
+	up := metricname.Labels("upstream", a.d.Upstream)
 	a.mActive = a.d.Metrics.GetOrCreateGauge("deer_pool_active_connections"+up, nil)
 	a.mMax = a.d.Metrics.GetOrCreateGauge("deer_pool_max_connections"+up, nil)
 	a.mWaiting = a.d.Metrics.GetOrCreateGauge("deer_pool_waiting"+up, nil)
@@ -439,7 +439,3 @@ func (a *Actor) shutdown() {
 }
 
 func ownerKey(pid *actor.PID) string { return pid.Address + "/" + pid.Id }
-
-var labelEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
-
-func escapeLabel(s string) string { return labelEscaper.Replace(s) }

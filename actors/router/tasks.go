@@ -3,7 +3,6 @@ package router
 import (
 	"crypto/rand"
 	"encoding/hex"
-	"fmt"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -12,6 +11,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/deer-runtime/deer/conf"
+	"github.com/deer-runtime/deer/internal/metricname"
 	"github.com/deer-runtime/deer/messages"
 )
 
@@ -111,7 +111,7 @@ func (m taskMetrics) finished(upstream, outcome string) {
 	k := outcomeKey{upstream, outcome}
 	c := m.outcomes[k]
 	if c == nil {
-		c = m.set.GetOrCreateCounter(fmt.Sprintf(`deer_tasks_total{upstream=%q,outcome=%q}`, upstream, outcome))
+		c = m.set.GetOrCreateCounter("deer_tasks_total" + metricname.Labels("upstream", upstream, "outcome", outcome))
 		m.outcomes[k] = c
 	}
 	c.Inc()
