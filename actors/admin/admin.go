@@ -4,9 +4,11 @@
 package admin
 
 import (
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/deer-runtime/deer/conf"
+	"github.com/deer-runtime/deer/internal/clock"
 	"github.com/deer-runtime/deer/messages"
 )
 
@@ -50,5 +52,20 @@ func (a *Answers) Handle(ctx actor.Context) bool {
 func Respond(ctx actor.Context, reply any) {
 	if ctx.Sender() != nil {
 		ctx.Respond(reply)
+	}
+}
+
+// Defaults fills in what a component's Deps may leave out (tests and
+// embedders do): the wall clock, a private metrics set, and the built-in
+// configuration.
+func Defaults(clk *clock.Clock, set **metrics.Set, live **conf.Live) {
+	if *clk == nil {
+		*clk = clock.Real{}
+	}
+	if *set == nil {
+		*set = metrics.NewSet()
+	}
+	if *live == nil {
+		*live = conf.NewLive(conf.Default())
 	}
 }

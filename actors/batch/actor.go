@@ -33,15 +33,7 @@ type Deps struct {
 
 // Props builds batch/UPSTREAM.
 func Props(d Deps) *actor.Props {
-	if d.Clock == nil {
-		d.Clock = clock.Real{}
-	}
-	if d.Metrics == nil {
-		d.Metrics = metrics.NewSet()
-	}
-	if d.Live == nil {
-		d.Live = conf.NewLive(conf.Default())
-	}
+	admin.Defaults(&d.Clock, &d.Metrics, &d.Live)
 	return actor.PropsFromProducer(func() actor.Actor { return &Actor{d: d} })
 }
 

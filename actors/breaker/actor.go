@@ -34,15 +34,7 @@ type Deps struct {
 // Props builds breaker/UPSTREAM/ENDPOINT. The props carry the breaker's
 // state across restarts (SPEC §6): a crash must not close an open breaker.
 func Props(d Deps) *actor.Props {
-	if d.Clock == nil {
-		d.Clock = clock.Real{}
-	}
-	if d.Metrics == nil {
-		d.Metrics = metrics.NewSet()
-	}
-	if d.Live == nil {
-		d.Live = conf.NewLive(conf.Default())
-	}
+	admin.Defaults(&d.Clock, &d.Metrics, &d.Live)
 	saved := &atomic.Pointer[Breaker]{}
 	return actor.PropsFromProducer(func() actor.Actor { return &Actor{d: d, saved: saved} })
 }

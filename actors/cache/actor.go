@@ -8,6 +8,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/rs/zerolog"
 
+	"github.com/deer-runtime/deer/actors/admin"
 	"github.com/deer-runtime/deer/conf"
 	"github.com/deer-runtime/deer/internal/clock"
 	"github.com/deer-runtime/deer/messages"
@@ -38,15 +39,7 @@ func Props(d Deps) *actor.Props {
 	if d.Name == "" {
 		d.Name = "cache/" + d.Tier
 	}
-	if d.Live == nil {
-		d.Live = conf.NewLive(conf.Default())
-	}
-	if d.Clock == nil {
-		d.Clock = clock.Real{}
-	}
-	if d.Metrics == nil {
-		d.Metrics = metrics.NewSet()
-	}
+	admin.Defaults(&d.Clock, &d.Metrics, &d.Live)
 	return actor.PropsFromProducer(func() actor.Actor { return newActor(d) })
 }
 

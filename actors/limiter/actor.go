@@ -44,15 +44,7 @@ type memo struct {
 // Props builds limiter/UPSTREAM. The props carry the limiter's memo, so an
 // actor restarted (or re-spawned) from them resumes at the rate it learned.
 func Props(d Deps) *actor.Props {
-	if d.Clock == nil {
-		d.Clock = clock.Real{}
-	}
-	if d.Metrics == nil {
-		d.Metrics = metrics.NewSet()
-	}
-	if d.Live == nil {
-		d.Live = conf.NewLive(conf.Default())
-	}
+	admin.Defaults(&d.Clock, &d.Metrics, &d.Live)
 	saved := &atomic.Pointer[memo]{}
 	return actor.PropsFromProducer(func() actor.Actor { return &Actor{d: d, saved: saved} })
 }

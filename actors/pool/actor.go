@@ -40,15 +40,7 @@ type Deps struct {
 // restart) gets a fresh lease-id range, so that releases addressed to a
 // previous incarnation's leases are ignored rather than misapplied.
 func Props(d Deps) *actor.Props {
-	if d.Clock == nil {
-		d.Clock = clock.Real{}
-	}
-	if d.Metrics == nil {
-		d.Metrics = metrics.NewSet()
-	}
-	if d.Live == nil {
-		d.Live = conf.NewLive(conf.Default())
-	}
+	admin.Defaults(&d.Clock, &d.Metrics, &d.Live)
 	var incarnation atomic.Uint64
 	return actor.PropsFromProducer(func() actor.Actor {
 		return &Actor{d: d, idBase: incarnation.Add(1) << 40}
