@@ -9,7 +9,7 @@ FUZZ_TARGETS := ./conf:FuzzLoadTOML ./conf:FuzzEnv ./conf:FuzzPatch \
 	./httpapi:FuzzPostConfig ./httpapi:FuzzPostTask ./httpapi:FuzzOpenAIBody \
 	./internal/sim:FuzzChat ./internal/sim:FuzzEmbeddings ./internal/sim:FuzzSearch ./internal/sim:FuzzControl
 
-.PHONY: help build run test verify fuzz compat clean
+.PHONY: help build run test verify bench fuzz compat clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -33,6 +33,12 @@ verify: ## gofmt check, go vet, go mod tidy check, then the tests
 		cp /tmp/deer-go.mod.bak go.mod; cp /tmp/deer-go.sum.bak go.sum; exit 1; fi
 	$(MAKE) test
 
+bench: build ## deerd side by side with direct calls, nginx and Portkey (QUICK=1: ~2 min); rewrites docs/benchmarks.md
+	scripts/bench/setup.sh
+	ulimit -n 65536 2>/dev/null || true; \
+	pin=""; if command -v taskset >/dev/null && [ "$$(nproc)" -ge 2 ]; then pin="taskset -c 1"; fi; \
+	$$pin ./$(BIN)/deerbench $(if $(QUICK),--quick)
+
 fuzz: ## run every fuzz target briefly (FUZZTIME=10s each)
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; name=$${t##*:}; \
@@ -43,5 +49,5 @@ fuzz: ## run every fuzz target briefly (FUZZTIME=10s each)
 compat: ## the OpenAI SDK and LangChain (npm) against a real deerd; needs node and npm
 	scripts/compat/run.sh
 
-clean: ## remove build output
-	rm -rf $(BIN)
+clean: ## remove build output and the bench's scratch directory
+	rm -rf $(BIN) .bench

@@ -13,7 +13,8 @@
 //	GET  /search?q=…            the same
 //	GET  /_control              the current knobs
 //	POST /_control              change knobs live (partial JSON; all or nothing)
-//	GET  /_stats                counts per path and status, embedding input counts
+//	GET  /_stats                counts per path and status, embedding input counts,
+//	                            retries after 429 and whether they waited Retry-After
 //	POST /_stats/reset          zero the counts
 //
 // # Fault injection

@@ -32,6 +32,7 @@ type Simulator struct {
 	log    zerolog.Logger
 	models []string
 	stats  *counters
+	waits  *waits
 	idSalt uint64
 	ids    atomic.Uint64
 
@@ -92,6 +93,7 @@ func New(k Knobs, opts ...Option) *Simulator {
 	s.idSalt = s.rng.Uint64()
 	now := s.clock.Now()
 	s.stats = newCounters(now)
+	s.waits = newWaits()
 	s.bucket.reset(k.Capacity, now)
 	return s
 }
@@ -120,10 +122,17 @@ func (s *Simulator) SetKnobs(k Knobs) error {
 }
 
 // Stats returns a copy of the counters.
-func (s *Simulator) Stats() Stats { return s.stats.snapshot() }
+func (s *Simulator) Stats() Stats {
+	st := s.stats.snapshot()
+	st.RetryAfter = s.waits.snapshot()
+	return st
+}
 
-// ResetStats zeroes the counters.
-func (s *Simulator) ResetStats() { s.stats.reset(s.clock.Now()) }
+// ResetStats zeroes the counters and forgets the 429s awaiting a retry.
+func (s *Simulator) ResetStats() {
+	s.stats.reset(s.clock.Now())
+	s.waits.reset()
+}
 
 // Close releases hung requests (their connections are dropped) and makes
 // latency and stream intervals end at once, now and later, so that a server
@@ -202,14 +211,15 @@ func (s *Simulator) serveAPI(w http.ResponseWriter, r *http.Request, ep endpoint
 		writeError(w, http.StatusBadRequest, typeInvalidRequest, knobKey(err), "invalid_override", err.Error())
 		return
 	}
-	if s.inject(w, r, ov) {
+	s.waits.arrived(body, s.clock.Now())
+	if s.inject(w, r, ov, body) {
 		ep.handle(s, w, r, body)
 	}
 }
 
 // inject runs the fault steps in the documented order and reports whether
 // the request goes on to be answered.
-func (s *Simulator) inject(w http.ResponseWriter, r *http.Request, ov overrides) bool {
+func (s *Simulator) inject(w http.ResponseWriter, r *http.Request, ov overrides, body []byte) bool {
 	s.mu.Lock()
 	k := s.knobs
 	hang, reset := ov.fault == "hang", ov.fault == "reset"
@@ -232,6 +242,7 @@ func (s *Simulator) inject(w http.ResponseWriter, r *http.Request, ov overrides)
 		s.stats.connReset()
 		resetConn(w)
 	case !admitted:
+		s.waits.asked(body, s.clock.Now(), time.Duration(k.RetryAfter)*time.Second)
 		writeRateLimited(w, k.RetryAfter,
 			fmt.Sprintf("Rate limit reached: the simulator admits %g requests per second.", k.Capacity))
 	case failed:
@@ -247,6 +258,9 @@ func (s *Simulator) inject(w http.ResponseWriter, r *http.Request, ov overrides)
 		}
 		if ov.status == 0 || ov.status < 300 {
 			return true
+		}
+		if ov.status == http.StatusTooManyRequests {
+			s.waits.asked(body, s.clock.Now(), time.Duration(k.RetryAfter)*time.Second)
 		}
 		writeForced(w, ov.status, k.RetryAfter)
 	}

@@ -29,6 +29,8 @@ type Stats struct {
 	EmbeddingCalls       int64 `json:"embedding_calls"`
 	EmbeddingInputs      int64 `json:"embedding_inputs"`
 	EmbeddingInputCounts []int `json:"embedding_input_counts"`
+	// RetryAfter follows 429 answers to their retries (see RetryAfterStats).
+	RetryAfter RetryAfterStats `json:"retry_after"`
 	// Since is when counting started (creation or the last reset).
 	Since time.Time `json:"since"`
 }

@@ -1,0 +1,252 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"maps"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/deer-runtime/deer/internal/load"
+)
+
+// Feature is one row of Phase C: what deerd does, next to what nginx does
+// with the same upstream behaviour.
+type Feature struct {
+	Name  string `json:"name"`
+	How   string `json:"how"`
+	Deerd string `json:"deerd"`
+	Nginx string `json:"nginx"`
+}
+
+// phaseC checks the resilience features against a misbehaving simulator.
+// A feature deerd does not have yet is reported as not built.
+func (r *runner) phaseC(ctx context.Context) error {
+	r.res.PhaseC = append(r.res.PhaseC, Feature{
+		Name:  "Cache-hit latency",
+		How:   "repeat one request; time the answers served from the cache",
+		Deerd: "not built: the cache tiers run as actors but are not on the task path yet",
+		Nginx: "no cache configured",
+	})
+	for _, check := range []func(context.Context) (Feature, error){r.retryAmplification, r.retryAfter, r.breakerFastFail} {
+		f, err := check(ctx)
+		if err != nil {
+			return err
+		}
+		r.res.PhaseC = append(r.res.PhaseC, f)
+	}
+	r.res.PhaseC = append(r.res.PhaseC, Feature{
+		Name:  "Embedding calls saved by batching",
+		How:   "concurrent single-input embedding requests; count upstream calls",
+		Deerd: "not built: each embeddings request is one upstream call",
+		Nginx: "one upstream call per request",
+	})
+	return r.control(ctx, `{"latency": "0s", "error_rate": 0, "capacity": 0}`)
+}
+
+// retryAmplification sends load while 10% of the simulator's answers are
+// 500s: how many requests succeed, and how many upstream calls that took.
+func (r *runner) retryAmplification(ctx context.Context) (Feature, error) {
+	f := Feature{
+		Name: "Retry amplification under 10% 5xx",
+		How: fmt.Sprintf("deersim error_rate 0.1; %g req/s for %s; upstream calls from deersim's /_stats",
+			r.plan.RetryRate, r.plan.RetryDuration),
+	}
+	r.logf("phase C: retry amplification")
+	if err := r.control(ctx, `{"latency": "0s", "error_rate": 0.1, "capacity": 0}`); err != nil {
+		return f, err
+	}
+	for _, name := range []string{Nginx, Deerd} {
+		t, ok := r.target(name)
+		if !ok {
+			continue
+		}
+		if _, err := r.simStats(ctx, true); err != nil {
+			return f, err
+		}
+		var res load.Result
+		if err := r.deerload(ctx, &res, "rate", "--url", t.url, "--body", Body,
+			"--rate", fmt.Sprint(r.plan.RetryRate), "--duration", r.plan.RetryDuration.String(), "--timeout", "60s"); err != nil {
+			return f, err
+		}
+		st, err := r.simStats(ctx, false)
+		if err != nil {
+			return f, err
+		}
+		calls := st.Requests["/v1/chat/completions"]
+		v := fmt.Sprintf("%.2f%% succeeded; %d upstream calls for %d requests (×%.3f); p99 %s",
+			res.SuccessPct, calls, res.Sent, float64(calls)/float64(max(res.Sent, 1)), us(float64(res.Latency.P99)))
+		f.set(name, v)
+	}
+	return f, r.control(ctx, `{"error_rate": 0}`)
+}
+
+// retryAfter sends distinct requests faster than a simulator admitting 20
+// per second, which answers the rest 429 with Retry-After: 1. The simulator
+// follows each 429 to its retry (same body) and counts retries sent before
+// the second had passed.
+func (r *runner) retryAfter(ctx context.Context) (Feature, error) {
+	f := Feature{
+		Name: "Retry-After honoured",
+		How: fmt.Sprintf("deersim capacity 20 req/s, Retry-After: 1; %d distinct requests at %g req/s; deersim matches each 429 to its retry",
+			r.plan.LimitedTasks, r.plan.LimitedRate),
+	}
+	r.logf("phase C: Retry-After")
+	if err := r.control(ctx, `{"error_rate": 0, "capacity": 20, "retry_after": 1}`); err != nil {
+		return f, err
+	}
+	for _, name := range []string{Nginx, Deerd} {
+		t, ok := r.target(name)
+		if !ok {
+			continue
+		}
+		time.Sleep(1100 * time.Millisecond) // the simulator's bucket refills: each target starts alike
+		if _, err := r.simStats(ctx, true); err != nil {
+			return f, err
+		}
+		out := r.distinct(ctx, t.url, name, r.plan.LimitedTasks, r.plan.LimitedRate, 60*time.Second)
+		st, err := r.simStats(ctx, false)
+		if err != nil {
+			return f, err
+		}
+		ra := st.RetryAfter
+		v := fmt.Sprintf("%d/%d succeeded (%s); upstream answered %d 429s; %d retries of them, %d sooner than Retry-After",
+			out.ok, out.n, out.statuses(), ra.Asked, ra.Retried, ra.Early)
+		if ra.Retried > 0 {
+			v += fmt.Sprintf(" (shortest wait %.0f ms)", ra.MinWaitMS)
+		}
+		f.set(name, v)
+	}
+	return f, r.control(ctx, `{"capacity": 0}`)
+}
+
+// breakerFastFail makes every upstream answer a 500, opens deerd's breaker
+// with a few requests, then times requests while it is open.
+func (r *runner) breakerFastFail(ctx context.Context) (Feature, error) {
+	f := Feature{
+		Name: "Breaker fast-fail",
+		How: fmt.Sprintf("deersim error_rate 1; 5 concurrent requests open the breaker (threshold 5); then %d sequential requests",
+			r.plan.FastFails),
+	}
+	r.logf("phase C: breaker fast-fail")
+	if err := r.control(ctx, `{"error_rate": 1, "capacity": 0}`); err != nil {
+		return f, err
+	}
+	for _, name := range []string{Nginx, Deerd} {
+		t, ok := r.target(name)
+		if !ok {
+			continue
+		}
+		if name == Deerd {
+			r.distinct(ctx, t.url, "prime", 5, 1000, 60*time.Second)
+		}
+		if _, err := r.simStats(ctx, true); err != nil {
+			return f, err
+		}
+		out := r.sequential(ctx, t.url, r.plan.FastFails)
+		st, err := r.simStats(ctx, false)
+		if err != nil {
+			return f, err
+		}
+		f.set(name, fmt.Sprintf("answered %s; p50 %s, p99 %s; %d upstream calls",
+			out.statuses(), us(out.quantile(0.5)), us(out.quantile(0.99)), st.Requests["/v1/chat/completions"]))
+	}
+	return f, r.control(ctx, `{"error_rate": 0}`)
+}
+
+func (f *Feature) set(target, v string) {
+	if target == Deerd {
+		f.Deerd = v
+	} else {
+		f.Nginx = v
+	}
+}
+
+// outcome gathers the answers of a Phase C batch.
+type outcome struct {
+	mu        sync.Mutex
+	n, ok     int
+	status    map[int]int
+	latencies []float64 // µs
+}
+
+func (o *outcome) add(code int, d time.Duration) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.status == nil {
+		o.status = map[int]int{}
+	}
+	o.n++
+	o.status[code]++ // 0: no answer
+	if code >= 200 && code < 300 {
+		o.ok++
+	}
+	o.latencies = append(o.latencies, float64(d.Microseconds()))
+}
+
+func (o *outcome) quantile(q float64) float64 { return load.Quantile(o.latencies, q) }
+
+func (o *outcome) statuses() string {
+	var parts []string
+	for _, code := range slices.Sorted(maps.Keys(o.status)) {
+		label := fmt.Sprint(code)
+		if code == 0 {
+			label = "no answer"
+		}
+		parts = append(parts, fmt.Sprintf("%d × %s", o.status[code], label))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// distinct sends n requests at rate on an open-loop schedule, each with its
+// own body (so that the simulator can tell a retry from a new request), and
+// waits for all answers.
+func (r *runner) distinct(ctx context.Context, url, tag string, n int, rate float64, timeout time.Duration) *outcome {
+	out := &outcome{}
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i := range n {
+		due := start.Add(time.Duration(float64(i) / rate * float64(time.Second)))
+		time.Sleep(time.Until(due))
+		body := fmt.Sprintf(`{"model":"sim-model","messages":[{"role":"user","content":"%s %d %d"}]}`, tag, start.UnixNano(), i)
+		wg.Go(func() {
+			code, d := r.call(ctx, url, body, timeout)
+			out.add(code, d)
+		})
+	}
+	wg.Wait()
+	return out
+}
+
+// sequential sends n requests one after the other.
+func (r *runner) sequential(ctx context.Context, url string, n int) *outcome {
+	out := &outcome{}
+	for range n {
+		code, d := r.call(ctx, url, Body, 10*time.Second)
+		out.add(code, d)
+	}
+	return out
+}
+
+// call sends one chat completion and reads the answer; code 0 means none.
+func (r *runner) call(ctx context.Context, url, body string, timeout time.Duration) (int, time.Duration) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(body))
+	if err != nil {
+		return 0, 0
+	}
+	req.Header.Set("Content-Type", "application/json")
+	start := time.Now()
+	resp, err := r.client.Do(req)
+	if err != nil {
+		return 0, time.Since(start)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode, time.Since(start)
+}

@@ -1,0 +1,145 @@
+package bench
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/deer-runtime/deer/internal/load"
+)
+
+// Results is everything a run measured, and what the report needs to say
+// how. It is also written as JSON next to the report.
+type Results struct {
+	Plan     Plan      `json:"plan"`
+	Started  time.Time `json:"started"`
+	Finished time.Time `json:"finished"`
+	Machine  Machine   `json:"machine"`
+	// Pinned says proxies ran on CPU 0 and deerload and deersim on CPU 1.
+	Pinned bool `json:"pinned"`
+	// ClearRefs says peak RSS was reset before each step (else it is the
+	// peak since the process started).
+	ClearRefs bool     `json:"clear_refs"`
+	Targets   []string `json:"targets"`
+	Notes     []string `json:"notes,omitempty"`
+	// Commands are the distinct deerload command lines run, in order, with
+	// repeated shapes (other rates, other URLs) folded.
+	Commands    []string           `json:"commands"`
+	PhaseA      *load.RoundsResult `json:"phase_a"`
+	PhaseB      []Step             `json:"phase_b"`
+	PhaseC      []Feature          `json:"phase_c"`
+	DeerdConfig string             `json:"deerd_config"`
+	NginxConfig string             `json:"nginx_config,omitempty"`
+}
+
+// Step is one target at one rate in Phase B.
+type Step struct {
+	Target  string        `json:"target"`
+	Rate    float64       `json:"rate"`
+	Skipped string        `json:"skipped,omitempty"`
+	Result  load.Result   `json:"result"`
+	CPU     time.Duration `json:"cpu_ns"`   // the proxy's CPU time during the step
+	PeakRSS int64         `json:"peak_rss"` // bytes; the proxy's VmHWM
+	// OverheadP50US and OverheadP99US are deer_overhead_seconds quantiles
+	// over the step (deerd only; NaN otherwise, written as null).
+	OverheadP50US float64 `json:"-"`
+	OverheadP99US float64 `json:"-"`
+}
+
+// Machine describes where the run ran.
+type Machine struct {
+	CPU      string            `json:"cpu"`
+	Cores    int               `json:"cores"`
+	Kernel   string            `json:"kernel"`
+	Versions map[string]string `json:"versions"`
+}
+
+func newResults(p Plan) *Results {
+	return &Results{Plan: p, Started: time.Now().UTC(), Machine: Machine{Cores: OnlineCPUs(), Versions: map[string]string{}}}
+}
+
+// command records a deerload command line once per shape: the first of each
+// mode and phase, with the binary's directory dropped.
+func (res *Results) command(argv []string) {
+	var parts []string
+	for _, a := range argv {
+		if strings.HasSuffix(a, "/deerload") {
+			a = "deerload"
+		}
+		if strings.ContainsAny(a, ` "{}:`) {
+			a = "'" + a + "'"
+		}
+		parts = append(parts, a)
+	}
+	line := strings.Join(parts, " ")
+	shape := shapeOf(argv)
+	for _, c := range res.Commands {
+		if shapeOf(strings.Fields(c)) == shape {
+			return
+		}
+	}
+	res.Commands = append(res.Commands, line)
+}
+
+// shapeOf is a command's mode and flags without their values, which tells a
+// new kind of run from the same kind at another rate or URL.
+func shapeOf(argv []string) string {
+	var flags []string
+	for _, a := range argv {
+		if a == "rate" || a == "rounds" || strings.HasPrefix(a, "--") {
+			flags = append(flags, a)
+		}
+	}
+	return strings.Join(flags, " ")
+}
+
+// DescribeMachine fills in the CPU, kernel and versions of the tools.
+func (res *Results) DescribeMachine(opts Options, deerdVersion string) {
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for line := range strings.SplitSeq(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "model name"); ok {
+				res.Machine.CPU = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":"))
+				break
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		res.Machine.Kernel = strings.TrimSpace(string(b))
+	}
+	v := res.Machine.Versions
+	v["go"] = runtime.Version()
+	v["deerd"] = deerdVersion
+	if opts.Nginx != "" {
+		v["nginx"] = firstLine(exec.Command(opts.Nginx, "-v"))
+	}
+	if opts.Node != "" && opts.Portkey != "" {
+		v["node"] = firstLine(exec.Command(opts.Node, "--version"))
+		v["portkey"] = portkeyVersion(opts.Portkey)
+	}
+}
+
+// firstLine runs cmd and returns the first line it printed on stdout or
+// stderr (nginx -v prints on stderr).
+func firstLine(cmd *exec.Cmd) string {
+	out, err := cmd.CombinedOutput()
+	if err != nil && len(out) == 0 {
+		return "unknown (" + err.Error() + ")"
+	}
+	line, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
+	return line
+}
+
+// portkeyVersion reads the package name and version from the package.json
+// above build/start-server.js.
+func portkeyVersion(startServer string) string {
+	b, err := os.ReadFile(filepath.Join(filepath.Dir(filepath.Dir(startServer)), "package.json"))
+	var pkg struct{ Name, Version string }
+	if err != nil || json.Unmarshal(b, &pkg) != nil {
+		return "unknown"
+	}
+	return pkg.Name + " " + pkg.Version
+}
