@@ -113,8 +113,8 @@ func wantsStream(h http.Header, body []byte) bool {
 		return false
 	}
 	stream := false
-	_ = topLevel(body, func(key string, value []byte) {
-		if key == "stream" && string(value) == "true" {
+	_ = topLevel(body, func(key, value []byte) {
+		if string(key) == "stream" && string(value) == "true" {
 			stream = true
 		}
 	})

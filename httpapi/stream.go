@@ -22,14 +22,29 @@ var hopByHopHeaders = []string{
 	"Te", "Trailer", "Transfer-Encoding", "Upgrade",
 }
 
-// hopByHop is the set of canonical header names not to relay: the fixed
-// ones and those the Connection header names.
-func hopByHop(h map[string][]string) map[string]bool {
-	drop := make(map[string]bool, len(hopByHopHeaders)+2)
+// fixedHopByHop is hopByHopHeaders as a set; read-only once built.
+var fixedHopByHop = func() map[string]bool {
+	drop := make(map[string]bool, len(hopByHopHeaders))
 	for _, k := range hopByHopHeaders {
 		drop[k] = true
 	}
-	for _, v := range http.Header(h).Values("Connection") {
+	return drop
+}()
+
+// hopByHop is the set of canonical header names not to relay: the fixed
+// ones and those the Connection header names. Without a Connection header
+// (most answers) it is the shared fixed set, built once instead of on
+// every relay; callers only read it.
+func hopByHop(h map[string][]string) map[string]bool {
+	conn := http.Header(h).Values("Connection")
+	if len(conn) == 0 {
+		return fixedHopByHop
+	}
+	drop := make(map[string]bool, len(hopByHopHeaders)+2)
+	for k := range fixedHopByHop {
+		drop[k] = true
+	}
+	for _, v := range conn {
 		for _, name := range strings.Split(v, ",") {
 			if name = strings.TrimSpace(name); name != "" {
 				drop[http.CanonicalHeaderKey(name)] = true

@@ -141,11 +141,12 @@ func (r *Router) dispatch(ctx actor.Context) {
 // (spreading load evenly), else the lowest-numbered (a plain pool).
 func (r *Router) idleWorker() *slot {
 	var best *slot
+	lb := r.loadBalancing()
 	for _, s := range r.workers.slots {
 		if s.busy || s.pid == nil {
 			continue
 		}
-		if !r.loadBalancing() {
+		if !lb {
 			return s
 		}
 		if best == nil || s.lastUsed < best.lastUsed {

@@ -244,7 +244,8 @@ func (r *Router) spawn(ctx actor.Context, s *slot) {
 			panic(fmt.Sprintf("router: spawn %s: %v", s.name, err))
 		}
 	}
-	s.pid, s.pinging, s.busy, s.task = pid, false, false, ""
+	r.workers.setPID(s, pid)
+	s.pinging, s.busy, s.task = false, false, ""
 	r.d.Registry.Register(s.name, r.d.Name, pid)
 }
 

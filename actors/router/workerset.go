@@ -33,6 +33,23 @@ func (s *slot) pidName() string {
 // the router performs the spawns and stops it asks for.
 type workerSet struct {
 	slots []*slot
+	// byID finds a slot by its current PID's id: every finished task is
+	// matched to its worker, and a scan of max_workers slots per task was a
+	// visible cost of the router at a thousand workers.
+	byID map[string]*slot
+}
+
+// setPID makes pid the slot's current process; its previous one is no
+// longer found by byPID.
+func (w *workerSet) setPID(s *slot, pid *actor.PID) {
+	if w.byID == nil {
+		w.byID = map[string]*slot{}
+	}
+	if s.pid != nil {
+		delete(w.byID, s.pid.Id)
+	}
+	s.pid = pid
+	w.byID[pid.Id] = s
 }
 
 // grow returns the new slots needed to reach n workers.
@@ -56,7 +73,11 @@ func (w *workerSet) shrink(n int) []*slot {
 	}
 	removed := make([]*slot, 0, len(w.slots)-n)
 	for i := len(w.slots) - 1; i >= n; i-- {
-		removed = append(removed, w.slots[i])
+		s := w.slots[i]
+		if s.pid != nil {
+			delete(w.byID, s.pid.Id)
+		}
+		removed = append(removed, s)
 	}
 	w.slots = w.slots[:n]
 	return removed
@@ -64,12 +85,10 @@ func (w *workerSet) shrink(n int) []*slot {
 
 // byPID finds the slot whose current PID is pid.
 func (w *workerSet) byPID(pid *actor.PID) *slot {
-	for _, s := range w.slots {
-		if s.pid != nil && s.pid.Id == pid.Id {
-			return s
-		}
+	if pid == nil {
+		return nil
 	}
-	return nil
+	return w.byID[pid.Id]
 }
 
 func (w *workerSet) busy() int {
