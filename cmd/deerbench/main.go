@@ -12,6 +12,7 @@
 //	deerbench [--quick] [--bin bin] [--work .bench] [--out docs/benchmarks.md]
 //	          [--nginx PATH] [--node PATH] [--portkey PATH/start-server.js]
 //	          [--base-port 9400]
+//	deerbench goproxy --addr HOST:PORT --upstream URL   (the reference Go proxy the bench runs)
 package main
 
 import (
@@ -39,6 +40,9 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "goproxy" {
+		return goproxy(ctx, args[1:], stderr)
+	}
 	fs := flag.NewFlagSet("deerbench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	quick := fs.Bool("quick", false, "the short version (about two minutes)")
@@ -61,6 +65,9 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "deerbench: unexpected argument %q\n", fs.Arg(0))
 		return 2
+	}
+	if self, err := os.Executable(); err == nil {
+		opts.GoProxy = []string{self, "goproxy"}
 	}
 	if bench.OnlineCPUs() >= 2 {
 		opts.Taskset = lookPath("taskset")
@@ -88,6 +95,23 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	fmt.Fprintf(stderr, "deerbench: wrote %s (and %s)\n", out, filepath.Join(opts.Work, "results.json"))
 	for _, g := range res.Goals() {
 		fmt.Fprintf(stderr, "  %-8s %s: %s\n", g.Met, g.Goal, g.Measured)
+	}
+	return 0
+}
+
+// goproxy is deerbench's reference-proxy mode: Go's httputil.ReverseProxy
+// alone, which the bench runs as one more target.
+func goproxy(ctx context.Context, args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("deerbench goproxy", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	addr := fs.String("addr", "127.0.0.1:9405", "listen address")
+	upstream := fs.String("upstream", "", "the upstream's base URL")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if err := bench.ServeGoProxy(ctx, *addr, *upstream); err != nil {
+		fmt.Fprintln(stderr, "deerbench goproxy:", err)
+		return 1
 	}
 	return 0
 }

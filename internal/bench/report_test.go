@@ -170,3 +170,20 @@ func TestCommandsKeepOneOfEachShape(t *testing.T) {
 		t.Errorf("commands %q", res.Commands)
 	}
 }
+
+func TestRatesWhereDirectCallsFailAreNotJudged(t *testing.T) {
+	steps := []Step{
+		step(Direct, 1000, 100, 500, 0, 0), step(Nginx, 1000, 100, 1000, 100*time.Millisecond, 20e6),
+		step(Deerd, 1000, 100, 1500, 250*time.Millisecond, 60e6),
+		step(Direct, 3000, 60, 900_000, 0, 0), step(Nginx, 3000, 90, 800_000, 100*time.Millisecond, 20e6),
+		step(Deerd, 3000, 99, 900_000, 900*time.Millisecond, 60e6),
+	}
+	res := results(map[string]float64{Nginx: 150, Deerd: 200, Portkey: 2000}, steps)
+	g := res.Goals()[2]
+	if g.Met != "met" || !strings.Contains(g.Measured, "not judged at 3000 req/s") {
+		t.Errorf("phase B goal: %s (%s); want met, with 3000 req/s left unjudged", g.Met, g.Measured)
+	}
+	if md := res.Markdown(nil); !strings.Contains(md, "At 3000 req/s direct calls failed too") {
+		t.Errorf("the table should warn about 3000 req/s:\n%s", md)
+	}
+}

@@ -27,8 +27,11 @@ type Options struct {
 	Nginx    string // nginx binary
 	Node     string // node binary, and Portkey's build/start-server.js
 	Portkey  string
+	// GoProxy is a command that serves ServeGoProxy given --addr and
+	// --upstream (deerbench's own "goproxy" mode); empty leaves it out.
+	GoProxy  []string
 	Taskset  string
-	BasePort int       // the simulator listens on BasePort+1, nginx +2, deerd +3, Portkey +4
+	BasePort int       // the simulator listens on BasePort+1, nginx +2, deerd +3, Portkey +4, go-proxy +5
 	Log      io.Writer // progress lines
 }
 
@@ -38,6 +41,7 @@ const (
 	Nginx   = "nginx"
 	Deerd   = "deerd"
 	Portkey = "portkey"
+	GoProxy = "go-proxy"
 )
 
 // Body is the chat completion every load request sends.
@@ -140,6 +144,16 @@ func (r *runner) start(ctx context.Context) error {
 		r.targets = append(r.targets, target{name: Nginx, url: "http://" + addr + "/v1/chat/completions", proc: p})
 	} else {
 		r.res.Notes = append(r.res.Notes, "nginx was not found: its columns are empty. `make bench` installs it with apt-get.")
+	}
+
+	if len(r.opts.GoProxy) > 0 {
+		addr := r.addr(5)
+		argv := append(append([]string{}, r.opts.GoProxy...), "--addr", addr, "--upstream", "http://"+simAddr)
+		p, err := Start(ctx, GoProxy, addr, logs, nil, r.pin.Command(ProxyCPU, argv...), Answers("http://"+addr+"/_stats"))
+		if err != nil {
+			return err
+		}
+		r.targets = append(r.targets, target{name: GoProxy, url: "http://" + addr + "/v1/chat/completions", proc: p})
 	}
 
 	addr := r.addr(3)
