@@ -22,11 +22,11 @@ import (
 // Options say where the parts are. A part whose path is empty is left out
 // of the run, and the report says so.
 type Options struct {
-	Bin      string // directory with deerd, deersim and deerload
-	Work     string // scratch: configs, logs, the L3 store
-	Nginx    string // nginx binary
-	Node     string // node binary, and Portkey's build/start-server.js
-	Portkey  string
+	Bin     string // directory with deerd, deersim and deerload
+	Work    string // scratch: configs, logs, the L3 store
+	Nginx   string // nginx binary
+	Node    string // node binary, and Portkey's build/start-server.js
+	Portkey string
 	// GoProxy is a command that serves ServeGoProxy given --addr and
 	// --upstream (deerbench's own "goproxy" mode); empty leaves it out.
 	GoProxy  []string
