@@ -284,3 +284,44 @@ func TestOpenEndpointSendsCallsToAnotherEndpoint(t *testing.T) {
 		t.Errorf("failing endpoint saw %d calls (want 2), the other %d (want 5)", bad.calls(), good.calls())
 	}
 }
+
+// Workers skip reporting a success to a closed breaker that has counted no
+// failure (breaker.Board.Quiet); a success after failures must still reach
+// it, or failures around it would add up to an open breaker.
+func TestSuccessBetweenFailuresKeepsTheBreakerClosed(t *testing.T) {
+	u := newScripted(t, http.StatusInternalServerError)
+	cfg := resilienceConfig(t, u.srv.URL)
+	cfg.ErrorRecovery.MaxRetries = 0
+	cfg.ErrorRecovery.CircuitBreakerThreshold = 3
+	rt := start(t, cfg, deer.WithClock(clock.NewFake(t0)))
+	state := func() string {
+		// A round trip to the breaker: the reports sent before it are processed.
+		return rt.Metrics(context.Background()).AdvancedOptimizations.ErrorRecovery.CircuitBreakerState
+	}
+	run := func(status int) {
+		t.Helper()
+		u.set(status, nil)
+		if res, err := get(rt); err != nil || res.UpstreamStatus != status {
+			t.Fatalf("task against %d: %+v %v", status, res, err)
+		}
+	}
+	run(http.StatusInternalServerError)
+	run(http.StatusInternalServerError)
+	state() // both failures counted: the board shows 2
+	run(http.StatusOK)
+	run(http.StatusInternalServerError)
+	run(http.StatusInternalServerError)
+	if got := state(); got != "closed" {
+		t.Fatalf("breaker %s after fail, fail, succeed, fail, fail with threshold 3: the success was not counted", got)
+	}
+	for range 5 { // many quiet successes, then the threshold still opens it
+		run(http.StatusOK)
+	}
+	state()
+	run(http.StatusInternalServerError)
+	run(http.StatusInternalServerError)
+	run(http.StatusInternalServerError)
+	if got := state(); got != "open" {
+		t.Fatalf("breaker %s after three failures in a row, want open", got)
+	}
+}

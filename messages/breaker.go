@@ -29,6 +29,8 @@ type BreakerVerdict struct {
 }
 
 // ReportResult tells the breaker how an allowed call went. Fire-and-forget.
+// A success the board shows would change nothing (breaker.Board.Quiet) is
+// not sent.
 // A 429 is a rate signal, not a failure: report it with Neutral. Generation
 // is the one the call went out under: the CheckBreaker verdict's for a
 // probe, the board entry's for a call let through by a closed breaker.
@@ -37,6 +39,9 @@ type ReportResult struct {
 	Success    bool
 	Neutral    bool          // neither success nor failure; frees a half-open probe slot
 	RetryAfter time.Duration // the upstream's Retry-After: keeps an opening breaker open at least this long
+	// Counted: the sender counted this report with breaker.Board.Reporting,
+	// and the breaker calls Board.Reported once it has processed it.
+	Counted bool
 }
 
 // BreakerStateChanged is published on the actor system's EventStream on

@@ -150,6 +150,9 @@ func (a *Actor) check(ctx actor.Context, msg *messages.CheckBreaker) {
 }
 
 func (a *Actor) report(msg *messages.ReportResult) {
+	if msg.Counted {
+		defer a.d.Board.Reported(a.d.Upstream, a.d.Endpoint) // after the entry shows the failure
+	}
 	if !a.enabled {
 		return
 	}
@@ -204,6 +207,9 @@ func (a *Actor) post() {
 	e := Entry{
 		Upstream: a.d.Upstream, Endpoint: a.d.Endpoint, Actor: a.d.Name,
 		State: a.b.State(), Generation: a.b.Gen(), OpenUntil: a.b.OpenUntil(),
+	}
+	if e.State == Closed {
+		e.Failures = a.b.Failures()
 	}
 	if a.hasPost && e.same(&a.posted) {
 		return

@@ -317,12 +317,35 @@ func (f *fixture) onBoard(t *testing.T, state State, gen uint64, until time.Dura
 	t.Helper()
 	f.stats(t) // a round trip: ticks and reports sent before are processed
 	e, ok := f.board.Get("sim", endpoint)
-	want := Entry{Upstream: "sim", Endpoint: endpoint, Actor: "breaker/sim/0", State: state, Generation: gen}
+	// Failures are checked where they matter (TestBoardCountsFailuresWhileClosed).
+	want := Entry{Upstream: "sim", Endpoint: endpoint, Actor: "breaker/sim/0", State: state, Generation: gen, Failures: e.Failures}
 	if until >= 0 {
 		want.OpenUntil = t0.Add(until)
 	}
 	if !ok || !e.same(&want) {
 		t.Fatalf("board entry %+v (%v), want %+v", e, ok, want)
+	}
+}
+
+func TestBoardCountsFailuresWhileClosed(t *testing.T) {
+	f := start(t, testConfig(nil)) // threshold 3
+	failures := func() int {
+		t.Helper()
+		f.stats(t) // a round trip: the reports sent before are processed
+		e, _ := f.board.Get("sim", endpoint)
+		return e.Failures
+	}
+	f.failN(t, 2)
+	if n := failures(); n != 2 {
+		t.Fatalf("board shows %d failures, want 2", n)
+	}
+	f.system.Root.Send(f.pid, &messages.ReportResult{Generation: 0, Success: true})
+	if n := failures(); n != 0 {
+		t.Fatalf("after a success the board shows %d failures, want 0", n)
+	}
+	f.failN(t, 3)
+	if n := failures(); n != 0 {
+		t.Fatalf("open: the board shows %d failures, want 0 (they count only while closed)", n)
 	}
 }
 

@@ -18,6 +18,8 @@ type Entry struct {
 	// with the probe out, when that probe is presumed lost. Zero when closed,
 	// and in half_open with no probe out (a probe may go now).
 	OpenUntil time.Time
+	// Failures are the consecutive failures a closed breaker has counted.
+	Failures int
 }
 
 // Admits says how a call may go to this endpoint at now: directly when the
@@ -33,10 +35,17 @@ func (e *Entry) Admits(now time.Time) (probe, ok bool) {
 
 func (e *Entry) same(o *Entry) bool {
 	return e.Upstream == o.Upstream && e.Endpoint == o.Endpoint && e.Actor == o.Actor &&
-		e.State == o.State && e.Generation == o.Generation && e.OpenUntil.Equal(o.OpenUntil)
+		e.State == o.State && e.Generation == o.Generation && e.OpenUntil.Equal(o.OpenUntil) &&
+		e.Failures == o.Failures
 }
 
-type slot struct{ entry atomic.Pointer[Entry] }
+type slot struct {
+	entry atomic.Pointer[Entry]
+	// inFlight counts failure reports sent to the breaker and not yet
+	// processed by it (Reporting, Reported): until they are, a success
+	// still has a failure count to reset.
+	inFlight atomic.Int64
+}
 
 // lane is one upstream's slots. Upstreams have few endpoints: a short list
 // scanned by string comparison beats hashing; a map serves long lists.
@@ -161,6 +170,46 @@ func (b *Board) Set(e Entry) {
 	}
 	m[e.Upstream] = old.with(e.Endpoint, s)
 	b.lanes.Store(&m)
+}
+
+// Quiet reports whether a success of a call let through on generation gen
+// would change nothing at endpoint's breaker: it is closed, has counted no
+// failure, and no failure report is on its way to it. A caller skips
+// reporting such a success, which would only reset a count already zero:
+// one message less per call on the hot path. Anything else (no entry yet,
+// another generation, a failure counted or in flight) reads as not quiet,
+// and the success is reported.
+func (b *Board) Quiet(upstream, endpoint string, gen uint64) bool {
+	s := b.lane(upstream).slot(endpoint)
+	if s == nil {
+		return false
+	}
+	e := s.entry.Load()
+	return e != nil && e.State == Closed && e.Failures == 0 && e.Generation == gen && s.inFlight.Load() == 0
+}
+
+// Reporting counts a failure report about to be sent to endpoint's breaker;
+// the breaker calls Reported once it has processed it. A report that never
+// arrives (its breaker stopped for good) leaves the count up, which only
+// means successes are always reported: the safe side.
+func (b *Board) Reporting(upstream, endpoint string) {
+	if s := b.lane(upstream).slot(endpoint); s != nil {
+		s.inFlight.Add(1)
+	}
+}
+
+// Reported is the breaker's side of Reporting.
+func (b *Board) Reported(upstream, endpoint string) {
+	s := b.lane(upstream).slot(endpoint)
+	if s == nil {
+		return
+	}
+	for {
+		n := s.inFlight.Load()
+		if n <= 0 || s.inFlight.CompareAndSwap(n, n-1) {
+			return
+		}
+	}
 }
 
 // Choice is what Pick chose.

@@ -299,3 +299,42 @@ func BenchmarkBoardSet(b *testing.B) {
 		board.Set(e)
 	}
 }
+
+func TestQuietOnlyWhenASuccessWouldChangeNothing(t *testing.T) {
+	b := NewBoard()
+	const up, ep = "sim", "http://a"
+	if b.Quiet(up, ep, 0) {
+		t.Fatal("an endpoint without an entry is not quiet: its breaker may not have started")
+	}
+	b.Set(Entry{Upstream: up, Endpoint: ep, State: Closed, Generation: 3})
+	if !b.Quiet(up, ep, 3) {
+		t.Fatal("closed, no failures, same generation, nothing in flight: quiet")
+	}
+	if b.Quiet(up, ep, 2) {
+		t.Error("a call let through on an older generation is reported")
+	}
+	b.Reporting(up, ep)
+	if b.Quiet(up, ep, 3) {
+		t.Error("a failure report on its way: the success must follow it")
+	}
+	b.Set(Entry{Upstream: up, Endpoint: ep, State: Closed, Generation: 3, Failures: 1})
+	b.Reported(up, ep)
+	if b.Quiet(up, ep, 3) {
+		t.Error("a counted failure: the success resets it")
+	}
+	b.Set(Entry{Upstream: up, Endpoint: ep, State: Closed, Generation: 3})
+	b.Reported(up, ep) // one too many (a restarted breaker): stays at zero
+	if !b.Quiet(up, ep, 3) {
+		t.Error("back to closed with no failures: quiet again")
+	}
+	b.Set(Entry{Upstream: up, Endpoint: ep, State: HalfOpen, Generation: 4})
+	if b.Quiet(up, ep, 4) {
+		t.Error("half_open: a probe's success closes the breaker")
+	}
+	var nilBoard *Board
+	nilBoard.Reporting(up, ep)
+	nilBoard.Reported(up, ep)
+	if nilBoard.Quiet(up, ep, 0) {
+		t.Error("a nil board is never quiet")
+	}
+}

@@ -325,11 +325,16 @@ func (c *call) report(r routed, ep string, status int, err error, retryAfter tim
 		c.system.Root.Send(c.limiter, &messages.ReportOutcome{Status: status, RetryAfter: retryAfter})
 	}
 	if pid := c.breakers[ep]; pid != nil {
+		gen, success, neutral := r.gen(ep), class == retry.Success || class == retry.ClientError, class == retry.RateSignal
+		if success && c.board.Quiet(c.task.Upstream, ep, gen) {
+			return // a closed breaker with no failure to reset: nothing to tell it
+		}
+		counted := !success && !neutral
+		if counted {
+			c.board.Reporting(c.task.Upstream, ep)
+		}
 		c.system.Root.Send(pid, &messages.ReportResult{
-			Generation: r.gen(ep),
-			Success:    class == retry.Success || class == retry.ClientError,
-			Neutral:    class == retry.RateSignal,
-			RetryAfter: retryAfter,
+			Generation: gen, Success: success, Neutral: neutral, RetryAfter: retryAfter, Counted: counted,
 		})
 	}
 }
