@@ -56,6 +56,7 @@ type Runtime struct {
 	// reservoirs hold each upstream's tokens granted ahead of demand, taken
 	// by workers without a message; fixed at start like the upstreams.
 	reservoirs map[string]*limiter.Reservoir
+	lanes      map[string]*pool.Lane
 	poolStats  map[string]*pool.Published // each pool's last published numbers
 	configMu   sync.Mutex                 // one configuration change at a time
 	stopping   atomic.Bool
@@ -155,8 +156,10 @@ func Start(ctx context.Context, cfg *conf.Config, opts ...Option) (*Runtime, err
 	rt.boxes = reply.NewBoxes(rt.system)
 	rt.reservoirs = make(map[string]*limiter.Reservoir, len(cfg.Upstreams))
 	rt.poolStats = make(map[string]*pool.Published, len(cfg.Upstreams))
+	rt.lanes = make(map[string]*pool.Lane, len(cfg.Upstreams))
 	for name := range cfg.Upstreams {
 		rt.reservoirs[name] = &limiter.Reservoir{}
+		rt.lanes[name] = &pool.Lane{}
 		rt.poolStats[name] = &pool.Published{}
 	}
 	rt.countDeadLetters()

@@ -97,7 +97,7 @@ func TestSubmitRunsATaskOnTheUpstream(t *testing.T) {
 	}
 	m := rt.Metrics(context.Background())
 	p := m.ConnectionPool.Upstreams["up"]
-	if p.TotalAcquired != 1 || p.TotalReleased != 1 || p.ActiveConnections != 0 {
+	if p.TotalAcquired != 1 || p.TotalReleased != 1 || p.ActiveConnections != 0 || p.LaneAcquired != 1 {
 		t.Errorf("pool after one task: %+v", p)
 	}
 	prom := prometheusText(rt)

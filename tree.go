@@ -52,7 +52,7 @@ func (rt *Runtime) spawnTree(policy supervisor.Policy, extra []supervisor.ChildS
 			return []supervisor.ChildSpec{{Name: "router", Props: router.Props(router.Deps{
 				Name: "router", Live: rt.live, Clock: rt.clock, Log: rt.log, Metrics: rt.set,
 				Registry: rt.reg, Strategy: routerStrategy, Dispatcher: rt.dispatcher, Board: rt.board,
-				Reservoirs: rt.reservoirs,
+				Reservoirs: rt.reservoirs, Lanes: rt.lanes,
 			})}}
 		}),
 		group("upstreams", rt.upstreamActors),
@@ -97,7 +97,7 @@ func (rt *Runtime) upstreamActors() []supervisor.ChildSpec {
 		specs = append(specs,
 			supervisor.ChildSpec{Name: "pool/" + name, Props: pool.Props(pool.Deps{
 				Name: "pool/" + name, Upstream: name, Live: rt.live, Clock: rt.clock, Log: rt.log, Metrics: rt.set,
-				RoundTripper: rt.rtrip, Published: rt.poolStats[name],
+				RoundTripper: rt.rtrip, Published: rt.poolStats[name], Lane: rt.lanes[name],
 			})},
 			supervisor.ChildSpec{Name: "limiter/" + name, Props: limiter.Props(limiter.Deps{
 				Name: "limiter/" + name, Upstream: name, Live: rt.live, Clock: rt.clock, Log: rt.log, Metrics: rt.set,

@@ -19,6 +19,7 @@ type PoolStats struct {
 	MaxConnections    int     `json:"max_connections"`
 	Utilization       float64 `json:"utilization"`
 	TotalAcquired     uint64  `json:"total_acquired"`
+	LaneAcquired      uint64  `json:"lane_acquired"` // of them, taken from the pool's lane without a message
 	TotalReleased     uint64  `json:"total_released"`
 	PeakUsage         int     `json:"peak_usage"`
 	Reclaimed         uint64  `json:"reclaimed"`    // leases reclaimed after worker_timeout

@@ -34,6 +34,10 @@ type Deps struct {
 	// Published, when set, receives the pool's numbers at most every 50 ms
 	// for /metrics to read when the pool is too busy to answer.
 	Published *Published
+	// Lane, when set, is lent the capacity the ledger does not use, for
+	// workers to lease without a message (single-endpoint upstreams only).
+	// It outlives restarts, as the leases taken from it do.
+	Lane *Lane
 }
 
 // Props builds pool/UPSTREAM. Each incarnation (first start and every
@@ -68,6 +72,8 @@ type Actor struct {
 	endpoints     []string // upstream.EndpointURLs(), kept for the lease path
 
 	leases    *Leases
+	lent      int  // slots lent to d.Lane: its free plus its out
+	stopping  bool // after Stopping or Restarting: lend nothing more
 	gen       uint64
 	transport *http.Transport
 	client    *http.Client
@@ -91,6 +97,9 @@ type Actor struct {
 // worker_timeout; gen drops ticks from timers that were replaced.
 type reclaimTick struct{ gen uint64 }
 
+// laneNudge: a lane slot came back while the lane was closed.
+type laneNudge struct{}
+
 // warmDone carries a warm-up's result back from its goroutine.
 type warmDone struct {
 	gen    uint64
@@ -111,9 +120,11 @@ func (a *Actor) Receive(ctx actor.Context) {
 	if a.answers.Handle(ctx) {
 		return
 	}
+	defer a.balanceLane(ctx)
 	switch msg := ctx.Message().(type) {
 	case *actor.Started:
 		a.start(ctx)
+	case *laneNudge:
 	case *messages.AcquireConnection:
 		a.acquire(ctx, msg)
 	case *messages.ReleaseConnection:
@@ -148,7 +159,15 @@ func (a *Actor) start(ctx actor.Context) {
 	a.system, a.self = ctx.ActorSystem(), ctx.Self()
 	a.log = a.d.Log.With().Str("actor", a.d.Name).Logger()
 	up := metricname.Labels("upstream", a.d.Upstream)
-	a.mActive = a.d.Metrics.GetOrCreateGauge("deer_pool_active_connections"+up, nil)
+	if l := a.d.Lane; l != nil {
+		// Lane leases come and go without a message: the gauge reads them
+		// when scraped.
+		a.mActive = a.d.Metrics.GetOrCreateGauge("deer_pool_active_connections"+up, func() float64 {
+			return float64(l.ledger.Load() + l.out.Load())
+		})
+	} else {
+		a.mActive = a.d.Metrics.GetOrCreateGauge("deer_pool_active_connections"+up, nil)
+	}
 	a.mMax = a.d.Metrics.GetOrCreateGauge("deer_pool_max_connections"+up, nil)
 	a.mWaiting = a.d.Metrics.GetOrCreateGauge("deer_pool_waiting"+up, nil)
 	a.mAcquired = a.d.Metrics.GetOrCreateCounter("deer_pool_acquired_total" + up)
@@ -157,6 +176,16 @@ func (a *Actor) start(ctx actor.Context) {
 
 	cfg := a.d.Live.Load()
 	a.leases = NewLeases(cfg.ConnectionPool.MaxConnections, a.idBase)
+	if l := a.d.Lane; l != nil {
+		// A restart finds the lane as the last incarnation left it: its free
+		// slots come back; those still out (or returned since) stay lent.
+		l.close()
+		a.lent = int(l.out.Load() + l.free.Load())
+		system, self := a.system, a.self
+		nudge := func() { system.Root.Send(self, &laneNudge{}) }
+		l.nudge.Store(&nudge)
+		a.leases.SetMax(a.d.Clock.Now(), cfg.ConnectionPool.MaxConnections-a.lent)
+	}
 	a.settle(cfg)
 	a.cp = cfg.ConnectionPool
 	a.rebuild()
@@ -179,7 +208,7 @@ func (a *Actor) rebuild() {
 	a.stopWarm() // first: a warm-up finishing later would park connections in the old transport
 	if old := a.transport; old != nil {
 		old.CloseIdleConnections()
-		if a.leases.ActiveOn(a.gen) > 0 {
+		if a.leases.ActiveOn(a.gen) > 0 || a.d.Lane.InUse() > 0 {
 			a.retired[a.gen] = old
 		}
 	}
@@ -294,7 +323,7 @@ func (a *Actor) pickEndpoint(allowed []string) string {
 
 // retire closes an old transport's connections once its last lease is back.
 func (a *Actor) retire(gen uint64) {
-	if t, ok := a.retired[gen]; ok && a.leases.ActiveOn(gen) == 0 {
+	if t, ok := a.retired[gen]; ok && a.leases.ActiveOn(gen) == 0 && a.d.Lane.InUse() == 0 {
 		t.CloseIdleConnections()
 		delete(a.retired, gen)
 	}
@@ -314,8 +343,12 @@ func (a *Actor) reclaim(ctx actor.Context) {
 // changed refreshes gauges, the degraded flag and the reclaim timer after
 // any change to the leases.
 func (a *Actor) changed() {
-	st := a.leases.Stats()
-	a.mActive.Set(float64(st.Active))
+	if l := a.d.Lane; l != nil {
+		l.ledger.Store(int64(a.leases.Stats().Active))
+	} else {
+		a.mActive.Set(float64(a.leases.Stats().Active))
+	}
+	st := a.laneStats()
 	a.mMax.Set(float64(st.Max))
 	a.mWaiting.Set(float64(st.Waiting))
 
@@ -353,13 +386,14 @@ func (a *Actor) apply(ctx actor.Context, cfg *conf.Config) {
 		a.cp = cfg.ConnectionPool
 		a.rebuild()
 	}
-	a.deliver(ctx, a.leases.SetMax(a.d.Clock.Now(), a.cp.MaxConnections))
+	a.deliver(ctx, a.leases.SetMax(a.d.Clock.Now(), a.cp.MaxConnections-a.lent))
 	if a.workerTimeout != oldTimeout && a.reclaimTimer != nil {
 		// Re-arm for the new timeout; the stale tick is dropped by gen.
 		a.reclaimTimer.Stop()
 		a.reclaimTimer = nil
 	}
 	a.changed()
+	a.balanceLane(ctx)
 }
 
 func sameEndpoints(x, y conf.Upstream) bool {
@@ -375,9 +409,49 @@ func sameEndpoints(x, y conf.Upstream) bool {
 	return true
 }
 
+// balanceLane runs after every message: it lends the lane the capacity the
+// ledger does not use, keeping one slot free in the ledger (so that it can
+// grant at once when the lane runs dry); or, while a request waits in the
+// ledger or the lent slots reach max_connections (lowered live), it closes
+// the lane and takes back the slots that are free.
+func (a *Actor) balanceLane(ctx actor.Context) {
+	l := a.d.Lane
+	if l == nil || a.leases == nil || a.stopping {
+		return
+	}
+	if len(a.retired) > 0 && l.InUse() == 0 {
+		for gen := range a.retired { // lane leases may have held old transports
+			a.retire(gen)
+		}
+	}
+	now := a.d.Clock.Now()
+	endpoint, usable := a.laneEndpoint()
+	st := a.leases.Stats()
+	if !usable || st.Waiting > 0 || a.lent >= a.cp.MaxConnections {
+		a.lent -= l.close()
+		a.deliver(ctx, a.leases.SetMax(now, a.cp.MaxConnections-a.lent))
+		a.changed()
+		return
+	}
+	if spare := a.cp.MaxConnections - 1 - st.Active - a.lent; spare > 0 {
+		a.lent += spare
+		a.leases.SetMax(now, a.cp.MaxConnections-a.lent)
+		l.free.Add(int64(spare))
+	}
+	l.open(endpoint, a.client)
+}
+
+// laneEndpoint is the endpoint lane leases go to: the upstream's only one.
+func (a *Actor) laneEndpoint() (string, bool) {
+	if !a.hasUpstream || len(a.endpoints) != 1 || a.client == nil {
+		return "", false
+	}
+	return a.endpoints[0], true
+}
+
 func (a *Actor) status() *messages.StatusReport {
 	r := &messages.StatusReport{Actor: a.d.Name, State: messages.StateHealthy}
-	st := a.leases.Stats()
+	st := a.laneStats()
 	switch {
 	case !a.hasUpstream:
 		r.State, r.Detail = messages.StateDegraded, fmt.Sprintf("upstream %q is not configured", a.d.Upstream)
@@ -389,14 +463,31 @@ func (a *Actor) status() *messages.StatusReport {
 	return r
 }
 
-func (a *Actor) stats() *messages.PoolStats {
+// laneStats are the ledger's numbers with the lane's leases added in: the
+// ledger's max leaves out what it lent.
+func (a *Actor) laneStats() LeaseStats {
 	st := a.leases.Stats()
+	if l := a.d.Lane; l != nil {
+		out := int(l.out.Load())
+		taken := l.taken.Load()
+		st.Active += out
+		st.Max += a.lent
+		st.Acquired += taken
+		st.Released += taken - uint64(out)
+		st.Peak = max(st.Peak, st.Active, int(l.peak.Load()))
+	}
+	return st
+}
+
+func (a *Actor) stats() *messages.PoolStats {
+	st := a.laneStats()
 	return &messages.PoolStats{
 		Upstream:          a.d.Upstream,
 		ActiveConnections: st.Active,
 		MaxConnections:    st.Max,
 		Utilization:       st.Utilization(),
 		TotalAcquired:     st.Acquired,
+		LaneAcquired:      a.d.Lane.Taken(),
 		TotalReleased:     st.Released,
 		PeakUsage:         st.Peak,
 		Reclaimed:         st.Reclaimed,
@@ -417,6 +508,7 @@ func (a *Actor) shutdown() {
 	if a.leases == nil {
 		return // never started
 	}
+	a.stopping = true
 	if a.reclaimTimer != nil {
 		a.reclaimTimer.Stop()
 		a.reclaimTimer = nil

@@ -80,7 +80,10 @@ type fixture struct {
 	logs   *actortest.SyncBuffer
 }
 
-func start(t *testing.T, cfg *conf.Config) *fixture {
+func start(t *testing.T, cfg *conf.Config) *fixture { return startWith(t, cfg, nil) }
+
+// startWith starts pool/sim with lane (nil: none).
+func startWith(t *testing.T, cfg *conf.Config, lane *Lane) *fixture {
 	t.Helper()
 	f := &fixture{
 		system: actortest.NewSystem(t),
@@ -91,7 +94,7 @@ func start(t *testing.T, cfg *conf.Config) *fixture {
 	}
 	f.pid = actortest.Spawn(t, f.system, actortest.Panicky(Props(Deps{
 		Name: "pool/sim", Upstream: "sim", Live: f.live, Clock: f.clock,
-		Log: zerolog.New(f.logs), Metrics: f.set,
+		Log: zerolog.New(f.logs), Metrics: f.set, Lane: lane,
 	})))
 	return f
 }

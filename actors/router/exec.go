@@ -18,6 +18,7 @@ import (
 
 	"github.com/deer-runtime/deer/actors/breaker"
 	"github.com/deer-runtime/deer/actors/limiter"
+	"github.com/deer-runtime/deer/actors/pool"
 	"github.com/deer-runtime/deer/actors/retry"
 	"github.com/deer-runtime/deer/conf"
 	"github.com/deer-runtime/deer/internal/clock"
@@ -39,6 +40,7 @@ type call struct {
 	pool      *actor.PID
 	limiter   *actor.PID
 	tokens    *limiter.Reservoir    // tokens taken without a message, when there are some
+	lane      *pool.Lane            // connection leases taken without a message, when there are some
 	breakers  map[string]*actor.PID // endpoint URL → its breaker
 	board     *breaker.Board
 	up        conf.Upstream
@@ -158,24 +160,24 @@ func (c *call) attempt(ctx context.Context, n int) (a attemptResult, release fun
 	if refusedRes != nil {
 		return attemptResult{res: refusedRes}, release
 	}
-	lease, err := c.acquire(actx, route.endpoints)
+	client, endpoint, giveBack, err := c.lease(actx, route.endpoints)
 	if err != nil {
 		return attemptResult{res: failure(c.task, actx, err)}, release
 	}
 	var once sync.Once
 	release = func() {
-		once.Do(func() { c.system.Root.Send(c.pool, &messages.ReleaseConnection{LeaseID: lease.LeaseID}) })
+		once.Do(giveBack)
 		cancel()
 	}
 	res := &messages.TaskResult{ID: c.task.ID, Cache: cacheLabel(c.task)}
-	req, err := c.request(actx, lease.Endpoint)
+	req, err := c.request(actx, endpoint)
 	if err != nil {
 		return attemptResult{res: failed(c.task, messages.CodeBadRequest, err.Error())}, release
 	}
 
 	start := c.now()
 	a.called = true
-	resp, err := lease.Client.Do(req)
+	resp, err := client.Do(req)
 	var body []byte
 	if err == nil && !(c.task.Stream && resp.StatusCode/100 == 2) {
 		body, err = io.ReadAll(resp.Body)
@@ -195,7 +197,7 @@ func (c *call) attempt(ctx context.Context, n int) (a attemptResult, release fun
 		a.res = failure(c.task, ctx, err)
 		return a, release
 	}
-	c.report(route, lease.Endpoint, status, err, a.retryAfter)
+	c.report(route, endpoint, status, err, a.retryAfter)
 	a.retry = retry.Retryable(status, err)
 	if err != nil {
 		a.res = failure(c.task, actx, err)
@@ -399,6 +401,23 @@ func (c *call) wait(ctx context.Context, delay time.Duration) bool {
 
 // retryDue is the timer message that ends a retry's wait.
 type retryDue struct{ ref uint64 }
+
+// lease takes a connection lease for one of endpoints: from the pool's lane
+// when it has one for the only endpoint (no message), else from the pool.
+// giveBack returns it; call it once.
+func (c *call) lease(ctx context.Context, endpoints []string) (client *http.Client, endpoint string, giveBack func(), err error) {
+	if len(endpoints) == 1 {
+		if l, ok := c.lane.Take(endpoints[0]); ok {
+			return l.Client, l.Endpoint, c.lane.Return, nil
+		}
+	}
+	lease, err := c.acquire(ctx, endpoints)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	id := lease.LeaseID
+	return lease.Client, lease.Endpoint, func() { c.system.Root.Send(c.pool, &messages.ReleaseConnection{LeaseID: id}) }, nil
+}
 
 // acquire leases a connection from the upstream's pool for one of
 // endpoints, giving the request back if the task ends while it waits.

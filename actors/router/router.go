@@ -11,6 +11,7 @@ import (
 	"github.com/deer-runtime/deer/actors/admin"
 	"github.com/deer-runtime/deer/actors/breaker"
 	"github.com/deer-runtime/deer/actors/limiter"
+	"github.com/deer-runtime/deer/actors/pool"
 	"github.com/deer-runtime/deer/conf"
 	"github.com/deer-runtime/deer/internal/clock"
 	"github.com/deer-runtime/deer/messages"
@@ -35,6 +36,9 @@ type Deps struct {
 	// Reservoirs are the limiters' tokens granted ahead of demand, per
 	// upstream; a worker takes one without a message when there is one.
 	Reservoirs map[string]*limiter.Reservoir
+	// Lanes are the pools' connection leases lent ahead of demand, per
+	// upstream; a worker takes one without a message when there is one.
+	Lanes map[string]*pool.Lane
 }
 
 // maxPingTimeout bounds how long a health-check ping waits for its answer.

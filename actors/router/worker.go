@@ -10,6 +10,7 @@ import (
 	"github.com/deer-runtime/deer/actors/admin"
 	"github.com/deer-runtime/deer/actors/breaker"
 	"github.com/deer-runtime/deer/actors/limiter"
+	"github.com/deer-runtime/deer/actors/pool"
 	"github.com/deer-runtime/deer/actors/retry"
 	"github.com/deer-runtime/deer/conf"
 	"github.com/deer-runtime/deer/internal/clock"
@@ -31,6 +32,7 @@ type Worker struct {
 	board      *breaker.Board
 	endpoints  map[string][]string // upstream → its endpoint URLs, filled with breakers
 	reservoirs map[string]*limiter.Reservoir
+	lanes      map[string]*pool.Lane
 	breakers   map[string]map[string]*actor.PID // upstream → endpoint → breaker
 
 	current string             // id of the task being executed, "" when idle
@@ -85,7 +87,7 @@ func workerProps(name string, d Deps) *actor.Props {
 		opts = append(opts, actor.WithDispatcher(d.Dispatcher))
 	}
 	return actor.PropsFromProducer(func() actor.Actor {
-		return &Worker{name: name, log: d.Log.With().Str("actor", name).Logger(), live: d.Live, reg: d.Registry, clock: d.Clock, board: d.Board, reservoirs: d.Reservoirs}
+		return &Worker{name: name, log: d.Log.With().Str("actor", name).Logger(), live: d.Live, reg: d.Registry, clock: d.Clock, board: d.Board, reservoirs: d.Reservoirs, lanes: d.Lanes}
 	}, opts...)
 }
 
@@ -129,7 +131,7 @@ func (w *Worker) run(ctx actor.Context, msg *runTask) {
 	cfg := w.live.Load()
 	t := msg.task
 	up := cfg.Upstreams[t.Upstream]
-	pool, _ := w.reg.PID("pool/" + t.Upstream)
+	poolPID, _ := w.reg.PID("pool/" + t.Upstream)
 	limiterPID, _ := w.reg.PID("limiter/" + t.Upstream)
 	// No timer for the task itself: each attempt's deadline includes the
 	// task's end (see call.attempt).
@@ -139,7 +141,8 @@ func (w *Worker) run(ctx actor.Context, msg *runTask) {
 		system:    ctx.ActorSystem(),
 		router:    ctx.Parent(),
 		worker:    ctx.Self(),
-		pool:      pool,
+		pool:      poolPID,
+		lane:      w.lanes[t.Upstream],
 		limiter:   limiterPID,
 		tokens:    w.reservoirs[t.Upstream],
 		breakers:  w.breakersOf(t.Upstream, up),
