@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"encoding/json"
 	"encoding/xml"
 	"math"
 	"strings"
@@ -183,7 +184,35 @@ func TestRatesWhereDirectCallsFailAreNotJudged(t *testing.T) {
 	if g.Met != "met" || !strings.Contains(g.Measured, "not judged at 3000 req/s") {
 		t.Errorf("phase B goal: %s (%s); want met, with 3000 req/s left unjudged", g.Met, g.Measured)
 	}
-	if md := res.Markdown(nil); !strings.Contains(md, "At 3000 req/s direct calls failed too") {
+	md := res.Markdown(nil)
+	if !strings.Contains(md, "At 3000 req/s direct calls failed too") {
 		t.Errorf("the table should warn about 3000 req/s:\n%s", md)
+	}
+	if strings.Index(md, "failed too") > strings.Index(md, "| rate | target |") {
+		t.Error("the warning must come before the table, not inside it")
+	}
+
+	// nginx itself failing at a rate (direct calls fine) leaves it unjudged
+	// too, and stops the highest passing rate below it.
+	steps[3] = step(Direct, 3000, 100, 900, 0, 0)
+	res = results(map[string]float64{Nginx: 150, Deerd: 200, Portkey: 2000}, steps)
+	if g := res.Goals()[2]; !strings.Contains(g.Measured, "not judged at 3000 req/s") {
+		t.Errorf("nginx below 99.9%% at 3000: %s", g.Measured)
+	}
+	if h := res.highest(Deerd); h != 1000 {
+		t.Errorf("highest judged deerd rate %g, want 1000", h)
+	}
+}
+
+func TestStepJSONWritesMissingOverheadAsNull(t *testing.T) {
+	s := step(Deerd, 500, 100, 1000, time.Second, 1)
+	s.OverheadP99US = math.NaN()
+	b, err := json.Marshal(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), `"overhead_p50_us":12`) || !strings.Contains(string(b), `"overhead_p99_us":null`) ||
+		!strings.Contains(string(b), `"target":"deerd"`) {
+		t.Errorf("step JSON %s", b)
 	}
 }

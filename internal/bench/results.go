@@ -2,6 +2,7 @@ package bench
 
 import (
 	"encoding/json"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -48,6 +49,28 @@ type Step struct {
 	// over the step (deerd only; NaN otherwise, written as null).
 	OverheadP50US float64 `json:"-"`
 	OverheadP99US float64 `json:"-"`
+}
+
+// stepJSON is Step as written: the overhead quantiles as numbers or null
+// (JSON has no NaN).
+type stepJSON struct {
+	stepFields
+	OverheadP50US *float64 `json:"overhead_p50_us"`
+	OverheadP99US *float64 `json:"overhead_p99_us"`
+}
+
+type stepFields Step // Step without its methods, so that json uses the struct tags
+
+// MarshalJSON writes NaN overhead quantiles as null.
+func (s Step) MarshalJSON() ([]byte, error) {
+	return json.Marshal(stepJSON{stepFields: stepFields(s), OverheadP50US: finite(s.OverheadP50US), OverheadP99US: finite(s.OverheadP99US)})
+}
+
+func finite(v float64) *float64 {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return nil
+	}
+	return &v
 }
 
 // Machine describes where the run ran.
