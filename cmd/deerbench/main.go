@@ -11,7 +11,7 @@
 //
 //	deerbench [--quick] [--bin bin] [--work .bench] [--out docs/benchmarks.md]
 //	          [--nginx PATH] [--node PATH] [--portkey PATH/start-server.js]
-//	          [--base-port 9400]
+//	          [--base-port 9400] [--from .bench/results.json]
 //	deerbench goproxy --addr HOST:PORT --upstream URL   (the reference Go proxy the bench runs)
 package main
 
@@ -47,7 +47,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	quick := fs.Bool("quick", false, "the short version (about two minutes)")
 	opts := bench.Options{Log: stderr}
-	var out string
+	var out, from string
 	fs.StringVar(&opts.Bin, "bin", "bin", "directory with deerd, deersim and deerload")
 	fs.StringVar(&opts.Work, "work", ".bench", "scratch directory: configs, logs, results.json")
 	fs.StringVar(&out, "out", "docs/benchmarks.md", "the document whose generated section is rewritten")
@@ -55,7 +55,8 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	fs.StringVar(&opts.Node, "node", lookPath("node"), "node binary, to run Portkey")
 	fs.StringVar(&opts.Portkey, "portkey", existing(".bench/portkey/node_modules/@portkey-ai/gateway/build/start-server.js"),
 		"Portkey's build/start-server.js (empty: leave Portkey out)")
-	fs.IntVar(&opts.BasePort, "base-port", 9400, "deersim listens on base+1, nginx +2, deerd +3, Portkey +4")
+	fs.StringVar(&from, "from", "", "render the document from a saved results.json instead of running")
+	fs.IntVar(&opts.BasePort, "base-port", 9400, "deersim listens on base+1, nginx +2, deerd +3, Portkey +4, go-proxy +5")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -68,6 +69,9 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	}
 	if self, err := os.Executable(); err == nil {
 		opts.GoProxy = []string{self, "goproxy"}
+	}
+	if from != "" {
+		return render(from, opts.Work, out, stderr)
 	}
 	if bench.OnlineCPUs() >= 2 {
 		opts.Taskset = lookPath("taskset")
@@ -96,6 +100,25 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	for _, g := range res.Goals() {
 		fmt.Fprintf(stderr, "  %-8s %s: %s\n", g.Met, g.Goal, g.Measured)
 	}
+	return 0
+}
+
+// render rewrites the document from a saved run, for a report whose
+// format changed since: the numbers are the run's, untouched.
+func render(from, work, out string, stderr io.Writer) int {
+	raw, err := os.ReadFile(from)
+	var res bench.Results
+	if err == nil {
+		err = json.Unmarshal(raw, &res)
+	}
+	if err == nil {
+		err = write(&res, work, out)
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "deerbench:", err)
+		return 1
+	}
+	fmt.Fprintf(stderr, "deerbench: wrote %s from %s\n", out, from)
 	return 0
 }
 

@@ -66,6 +66,24 @@ func (s Step) MarshalJSON() ([]byte, error) {
 	return json.Marshal(stepJSON{stepFields: stepFields(s), OverheadP50US: finite(s.OverheadP50US), OverheadP99US: finite(s.OverheadP99US)})
 }
 
+// UnmarshalJSON reads what MarshalJSON wrote (null overhead as NaN).
+func (s *Step) UnmarshalJSON(b []byte) error {
+	var j stepJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return err
+	}
+	*s = Step(j.stepFields)
+	s.OverheadP50US, s.OverheadP99US = orNaN(j.OverheadP50US), orNaN(j.OverheadP99US)
+	return nil
+}
+
+func orNaN(v *float64) float64 {
+	if v == nil {
+		return math.NaN()
+	}
+	return *v
+}
+
 func finite(v float64) *float64 {
 	if math.IsNaN(v) || math.IsInf(v, 0) {
 		return nil

@@ -10,8 +10,9 @@ import (
 // Series is one line of a plot; points with a NaN or non-positive Y are
 // left out (the Y axis is logarithmic).
 type Series struct {
-	Name string
-	X, Y []float64
+	Name  string
+	Color string // CSS color; "" takes the next of the palette
+	X, Y  []float64
 }
 
 // Plot geometry, in SVG user units.
@@ -89,7 +90,10 @@ func LinePlot(title, xLabel, yLabel string, series []Series) string {
 	w(`<text transform="translate(18 %.1f) rotate(-90)" text-anchor="middle">%s</text>`+"\n", marginT+innerH/2, html.EscapeString(yLabel))
 
 	for i, s := range series {
-		color := palette[i%len(palette)]
+		color := s.Color
+		if color == "" {
+			color = palette[i%len(palette)]
+		}
 		var pts []string
 		for j, x := range s.X {
 			if y := s.Y[j]; !math.IsNaN(y) && y > 0 {
@@ -122,6 +126,11 @@ func tick(ms float64) string {
 	return fmt.Sprintf("%g ms", ms)
 }
 
+// targetColors keep each target's color the same from run to run.
+var targetColors = map[string]string{
+	Direct: "#6b7280", Nginx: "#2563eb", Deerd: "#dc2626", GoProxy: "#d97706", Portkey: "#059669",
+}
+
 // AddedPlots draws Phase B's added latency against rate, one plot per
 // quantile, and returns SVG documents by file name.
 func (res *Results) AddedPlots() map[string]string {
@@ -133,7 +142,7 @@ func (res *Results) AddedPlots() map[string]string {
 	}{{"added-p50.svg", 50, "p50"}, {"added-p99.svg", 99, "p99"}} {
 		var series []Series
 		for _, t := range res.Targets {
-			s := Series{Name: t}
+			s := Series{Name: t, Color: targetColors[t]}
 			for _, rate := range res.Plan.Rates {
 				st, ok := res.step(t, rate)
 				if !ok {
