@@ -42,8 +42,8 @@ func FullPlan() Plan {
 	}
 }
 
-// QuickPlan is `make bench QUICK=1`: the same phases, shorter, in about two
-// minutes; its numbers are noisier.
+// QuickPlan is `make bench QUICK=1`: the same phases, shorter (2m25s on the
+// 2-core machine of docs/benchmarks.md); its numbers are noisier.
 func QuickPlan() Plan {
 	p := FullPlan()
 	p.Quick = true
