@@ -60,27 +60,19 @@ func (r *runner) retryAmplification(ctx context.Context) (Feature, error) {
 	if err := r.control(ctx, `{"latency": "0s", "error_rate": 0.1, "capacity": 0}`); err != nil {
 		return f, err
 	}
-	for _, name := range []string{Nginx, Deerd} {
-		t, ok := r.target(name)
-		if !ok {
-			continue
-		}
-		if _, err := r.simStats(ctx, true); err != nil {
-			return f, err
-		}
+	err := r.eachProxy(ctx, &f, nil, func(t target) (string, error) {
 		var res load.Result
 		if err := r.deerload(ctx, &res, "rate", "--url", t.url, "--body", Body,
 			"--rate", fmt.Sprint(r.plan.RetryRate), "--duration", r.plan.RetryDuration.String(), "--timeout", "60s"); err != nil {
-			return f, err
+			return "", err
 		}
 		st, err := r.simStats(ctx, false)
-		if err != nil {
-			return f, err
-		}
 		calls := st.Requests["/v1/chat/completions"]
-		v := fmt.Sprintf("%.2f%% succeeded; %d upstream calls for %d requests (×%.3f); p99 %s",
-			res.SuccessPct, calls, res.Sent, float64(calls)/float64(max(res.Sent, 1)), us(float64(res.Latency.P99)))
-		f.set(name, v)
+		return fmt.Sprintf("%.2f%% succeeded; %d upstream calls for %d requests (×%.3f); p99 %s",
+			res.SuccessPct, calls, res.Sent, float64(calls)/float64(max(res.Sent, 1)), us(float64(res.Latency.P99))), err
+	})
+	if err != nil {
+		return f, err
 	}
 	return f, r.control(ctx, `{"error_rate": 0}`)
 }
@@ -99,27 +91,20 @@ func (r *runner) retryAfter(ctx context.Context) (Feature, error) {
 	if err := r.control(ctx, `{"error_rate": 0, "capacity": 20, "retry_after": 1}`); err != nil {
 		return f, err
 	}
-	for _, name := range []string{Nginx, Deerd} {
-		t, ok := r.target(name)
-		if !ok {
-			continue
-		}
-		time.Sleep(1100 * time.Millisecond) // the simulator's bucket refills: each target starts alike
-		if _, err := r.simStats(ctx, true); err != nil {
-			return f, err
-		}
-		out := r.distinct(ctx, t.url, name, r.plan.LimitedTasks, r.plan.LimitedRate, 60*time.Second)
+	refill := func(target) { time.Sleep(1100 * time.Millisecond) } // the simulator's bucket refills: each target starts alike
+	err := r.eachProxy(ctx, &f, refill, func(t target) (string, error) {
+		out := r.distinct(ctx, t.url, t.name, r.plan.LimitedTasks, r.plan.LimitedRate, 60*time.Second)
 		st, err := r.simStats(ctx, false)
-		if err != nil {
-			return f, err
-		}
 		ra := st.RetryAfter
 		v := fmt.Sprintf("%d/%d succeeded (%s); upstream answered %d 429s; %d retries of them, %d sooner than Retry-After",
 			out.ok, out.n, out.statuses(), ra.Asked, ra.Retried, ra.Early)
 		if ra.Retried > 0 {
 			v += fmt.Sprintf(" (shortest wait %.0f ms)", ra.MinWaitMS)
 		}
-		f.set(name, v)
+		return v, err
+	})
+	if err != nil {
+		return f, err
 	}
 	return f, r.control(ctx, `{"capacity": 0}`)
 }
@@ -136,26 +121,45 @@ func (r *runner) breakerFastFail(ctx context.Context) (Feature, error) {
 	if err := r.control(ctx, `{"error_rate": 1, "capacity": 0}`); err != nil {
 		return f, err
 	}
+	openBreaker := func(t target) {
+		if t.name == Deerd {
+			r.distinct(ctx, t.url, "prime", 5, 1000, 60*time.Second)
+		}
+	}
+	err := r.eachProxy(ctx, &f, openBreaker, func(t target) (string, error) {
+		out := r.sequential(ctx, t.url, r.plan.FastFails)
+		st, err := r.simStats(ctx, false)
+		return fmt.Sprintf("answered %s; p50 %s, p99 %s; %d upstream calls",
+			out.statuses(), us(out.quantile(0.5)), us(out.quantile(0.99)), st.Requests["/v1/chat/completions"]), err
+	})
+	if err != nil {
+		return f, err
+	}
+	return f, r.control(ctx, `{"error_rate": 0}`)
+}
+
+// eachProxy runs a feature check on nginx and on deerd (those running):
+// before(t) first (may be nil), then the simulator's counters are reset,
+// then measure(t), whose line goes in t's column of f.
+func (r *runner) eachProxy(ctx context.Context, f *Feature, before func(target), measure func(target) (string, error)) error {
 	for _, name := range []string{Nginx, Deerd} {
 		t, ok := r.target(name)
 		if !ok {
 			continue
 		}
-		if name == Deerd {
-			r.distinct(ctx, t.url, "prime", 5, 1000, 60*time.Second)
+		if before != nil {
+			before(t)
 		}
 		if _, err := r.simStats(ctx, true); err != nil {
-			return f, err
+			return err
 		}
-		out := r.sequential(ctx, t.url, r.plan.FastFails)
-		st, err := r.simStats(ctx, false)
+		v, err := measure(t)
 		if err != nil {
-			return f, err
+			return err
 		}
-		f.set(name, fmt.Sprintf("answered %s; p50 %s, p99 %s; %d upstream calls",
-			out.statuses(), us(out.quantile(0.5)), us(out.quantile(0.99)), st.Requests["/v1/chat/completions"]))
+		f.set(name, v)
 	}
-	return f, r.control(ctx, `{"error_rate": 0}`)
+	return nil
 }
 
 func (f *Feature) set(target, v string) {
