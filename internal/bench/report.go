@@ -320,6 +320,10 @@ func (res *Results) phaseAMarkdown(b *strings.Builder) {
 		b.WriteString("Not measured.\n\n")
 		return
 	}
+	if len(res.PhaseAAlone) > 0 {
+		fmt.Fprintf(b, "%s took turns with direct calls in rounds of its own, after the others: in shared rounds its Node.js process, still busy on the proxy CPU after each answer, slowed the next calls to the other proxies (deerd's added latency rose from about 280 to 360–400 µs in a trial).\n\n",
+			strings.Join(res.PhaseAAlone, ", "))
+	}
 	nginx, _, okN := res.addedA(Nginx)
 	b.WriteString("| target | added (median of round medians) | IQR | p50 | p99 | added vs nginx |\n|---|---|---|---|---|---|\n")
 	for i, name := range res.Targets {

@@ -216,3 +216,27 @@ func TestStepJSONWritesMissingOverheadAsNull(t *testing.T) {
 		t.Errorf("step JSON %s", b)
 	}
 }
+
+func TestPortkeyRoundsJoinTheTableInTargetOrder(t *testing.T) {
+	shared := load.RoundsResult{
+		Targets: []load.TargetRounds{{URL: "direct"}, {URL: "nginx"}, {URL: "deerd"}},
+		Diffs:   []load.Diff{{URL: "nginx", MedianUS: 100}, {URL: "deerd", MedianUS: 250}},
+	}
+	appendAlone(&shared, load.RoundsResult{
+		Targets: []load.TargetRounds{{URL: "direct"}, {URL: "portkey", P50US: 6000}},
+		Diffs:   []load.Diff{{URL: "portkey", MedianUS: 5000}},
+	})
+	res := newResults(FullPlan())
+	res.Targets = []string{Direct, Nginx, Deerd, Portkey}
+	res.PhaseA, res.PhaseAAlone = &shared, []string{Portkey}
+	if m, _, ok := res.addedA(Portkey); !ok || m != 5000 {
+		t.Errorf("portkey added %v %v, want 5000", m, ok)
+	}
+	if m, _, _ := res.addedA(Deerd); m != 250 {
+		t.Errorf("deerd added %v, want 250", m)
+	}
+	md := res.Markdown(nil)
+	if !strings.Contains(md, "| portkey | 5.00 ms |") || !strings.Contains(md, "portkey took turns with direct calls in rounds of its own") {
+		t.Errorf("markdown:\n%s", md)
+	}
+}

@@ -29,12 +29,15 @@ type Results struct {
 	Notes     []string `json:"notes,omitempty"`
 	// Commands are the distinct deerload command lines run, in order, with
 	// repeated shapes (other rates, other URLs) folded.
-	Commands    []string           `json:"commands"`
-	PhaseA      *load.RoundsResult `json:"phase_a"`
-	PhaseB      []Step             `json:"phase_b"`
-	PhaseC      []Feature          `json:"phase_c"`
-	DeerdConfig string             `json:"deerd_config"`
-	NginxConfig string             `json:"nginx_config,omitempty"`
+	Commands []string           `json:"commands"`
+	PhaseA   *load.RoundsResult `json:"phase_a"`
+	// PhaseAAlone are the targets measured in Phase A rounds of their own
+	// (with direct calls), appended to PhaseA in Targets order.
+	PhaseAAlone []string  `json:"phase_a_alone,omitempty"`
+	PhaseB      []Step    `json:"phase_b"`
+	PhaseC      []Feature `json:"phase_c"`
+	DeerdConfig string    `json:"deerd_config"`
+	NginxConfig string    `json:"nginx_config,omitempty"`
 }
 
 // Step is one target at one rate in Phase B.
