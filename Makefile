@@ -35,7 +35,7 @@ verify: ## gofmt check, go vet, go mod tidy check, then the tests
 
 bench: build ## deerd side by side with direct calls, nginx and Portkey (QUICK=1: ~2 min); rewrites docs/benchmarks.md
 	scripts/bench/setup.sh
-	ulimit -n 65536 2>/dev/null || true; \
+	ulimit -n 65536 2>/dev/null || echo "bench: open-file limit stays at $$(ulimit -n) (ulimit -n 65536 refused)"; \
 	pin=""; if command -v taskset >/dev/null && [ "$$(nproc)" -ge 2 ]; then pin="taskset -c 1"; fi; \
 	$$pin ./$(BIN)/deerbench $(if $(QUICK),--quick)
 

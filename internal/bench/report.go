@@ -257,6 +257,9 @@ func (res *Results) Markdown(plots []string) string {
 	w("## Side by side: `make bench`\n\n")
 	w("%s, %s UTC, %s. Machine: %s, %d cores, Linux %s. ", strings.ToUpper(kind[:1])+kind[1:],
 		res.Started.Format("2006-01-02 15:04"), res.Finished.Sub(res.Started).Round(time.Second), res.Machine.CPU, res.Machine.Cores, res.Machine.Kernel)
+	if res.Machine.OpenFiles > 0 {
+		w("Open-file limit %d. ", res.Machine.OpenFiles)
+	}
 	w("Versions: %s.\n\n", res.versions())
 	if res.Pinned {
 		w("The proxy under test runs on CPU %d, deerload and deersim on CPU %d (`taskset`); deerd, pinned to one CPU, runs with GOMAXPROCS 1. ", ProxyCPU, LoadCPU)

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/deer-runtime/deer/internal/load"
@@ -96,10 +97,13 @@ func finite(v float64) *float64 {
 
 // Machine describes where the run ran.
 type Machine struct {
-	CPU      string            `json:"cpu"`
-	Cores    int               `json:"cores"`
-	Kernel   string            `json:"kernel"`
-	Versions map[string]string `json:"versions"`
+	CPU    string `json:"cpu"`
+	Cores  int    `json:"cores"`
+	Kernel string `json:"kernel"`
+	// OpenFiles is the open-file limit the processes ran with (soft): it
+	// caps the connections a proxy can hold once latency piles them up.
+	OpenFiles uint64            `json:"open_files,omitempty"`
+	Versions  map[string]string `json:"versions"`
 }
 
 func newResults(p Plan) *Results {
@@ -153,6 +157,10 @@ func (res *Results) DescribeMachine(opts Options, deerdVersion string) {
 	}
 	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
 		res.Machine.Kernel = strings.TrimSpace(string(b))
+	}
+	var lim syscall.Rlimit
+	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim) == nil {
+		res.Machine.OpenFiles = lim.Cur
 	}
 	v := res.Machine.Versions
 	v["go"] = runtime.Version()
