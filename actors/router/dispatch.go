@@ -6,6 +6,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 
+	"github.com/deer-runtime/deer/internal/metricname"
 	"github.com/deer-runtime/deer/messages"
 )
 
@@ -244,7 +245,7 @@ func (r *Router) logTask(e *entry, res *messages.TaskResult) {
 	ev := r.log.Info()
 	if slow {
 		ev = r.log.Warn()
-		r.d.Metrics.GetOrCreateCounter(fmt.Sprintf(`deer_slow_tasks_total{upstream=%q}`, e.task.Upstream)).Inc()
+		r.d.Metrics.GetOrCreateCounter("deer_slow_tasks_total" + metricname.Labels("upstream", e.task.Upstream)).Inc()
 	}
 	ev = ev.Str("task", e.task.ID).Str("upstream", e.task.Upstream).Int("priority", e.task.Priority).
 		Str("status", res.Status).Int("upstream_status", res.UpstreamStatus).Int("attempts", res.Attempts).
