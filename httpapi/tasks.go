@@ -554,7 +554,9 @@ func validHeaderName(name string) bool {
 }
 
 // taskBody turns the body field into bytes: a JSON string is sent as the
-// raw string, any other JSON value as compact JSON (isJSON).
+// raw string, any other JSON value as it came (isJSON). The request's
+// decoder has checked that it is well-formed; its bytes are relayed, not
+// re-encoded.
 func taskBody(raw json.RawMessage) (body []byte, isJSON bool, ierr *inputError) {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || string(raw) == "null" {
@@ -567,11 +569,7 @@ func taskBody(raw json.RawMessage) (body []byte, isJSON bool, ierr *inputError) 
 		}
 		return []byte(s), false, nil
 	}
-	var buf bytes.Buffer
-	if err := json.Compact(&buf, raw); err != nil {
-		return nil, false, badInput("invalid_field", "body", "body is not valid JSON: %v", err)
-	}
-	return buf.Bytes(), true, nil
+	return raw, true, nil
 }
 
 // bodyPriority reads the priority field: an integer level or a name.
