@@ -78,8 +78,10 @@ func resilienceConfig(t testing.TB, url string) *conf.Config {
 	return cfg
 }
 
+func getTask() *messages.Task { return &messages.Task{Upstream: "up", Method: "GET", Path: "/"} }
+
 func get(rt *deer.Runtime) (*messages.TaskResult, error) {
-	return rt.Submit(context.Background(), &messages.Task{Upstream: "up", Method: "GET", Path: "/"})
+	return rt.Submit(context.Background(), getTask())
 }
 
 // With 10% of answers 500, retries make nearly every task succeed without
@@ -147,14 +149,7 @@ func TestRetryAfterPausesTheUpstream(t *testing.T) {
 	cfg.ErrorRecovery.BaseDelay, cfg.ErrorRecovery.MaxDelay = 0.01, 0.1 // far below Retry-After
 	rt := start(t, cfg)
 
-	first := make(chan *messages.TaskResult, 1)
-	go func() {
-		res, err := get(rt)
-		if err != nil {
-			t.Error(err)
-		}
-		first <- res
-	}()
+	first := goSubmit(t, rt, getTask())
 	waitFor(t, "the first attempt", func() bool { return u.calls() == 1 })
 	u.set(http.StatusOK, nil)
 	// Calls that started before the 429 came back cannot be held; from the
@@ -222,14 +217,7 @@ func TestBreakerOpensFailsFastAndProbesOnce(t *testing.T) {
 	u.gate = gate
 	u.mu.Unlock()
 	clk.Advance(60 * time.Second)
-	probe := make(chan *messages.TaskResult, 1)
-	go func() {
-		res, err := get(rt)
-		if err != nil {
-			t.Error(err)
-		}
-		probe <- res
-	}()
+	probe := goSubmit(t, rt, getTask())
 	waitFor(t, "the probe to reach the upstream", func() bool { return u.calls() == 4 })
 	for i := 0; i < 3; i++ {
 		res, err := get(rt)

@@ -23,11 +23,12 @@ import (
 // upstream is a real HTTP server over loopback that echoes what it got and
 // can be held: while gate is set, requests wait on it.
 type upstream struct {
-	srv   *httptest.Server
-	calls atomic.Int64
-	mu    sync.Mutex
-	gate  chan struct{}
-	order []string // X-Test-Name of each request, in arrival order
+	srv       *httptest.Server
+	calls     atomic.Int64
+	cancelled atomic.Int64 // held calls that ended because the caller gave up
+	mu        sync.Mutex
+	gate      chan struct{}
+	order     []string // X-Test-Name of each request, in arrival order
 }
 
 func newUpstream(t testing.TB) *upstream {
@@ -42,6 +43,7 @@ func newUpstream(t testing.TB) *upstream {
 			select {
 			case <-gate:
 			case <-r.Context().Done():
+				u.cancelled.Add(1)
 				return
 			}
 		}
@@ -64,6 +66,20 @@ func (u *upstream) arrivals() []string {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	return append([]string(nil), u.order...)
+}
+
+// goSubmit submits task on a goroutine of its own and delivers the result,
+// for tests that must act while the task is in flight.
+func goSubmit(t testing.TB, rt *deer.Runtime, task *messages.Task) <-chan *messages.TaskResult {
+	ch := make(chan *messages.TaskResult, 1)
+	go func() {
+		res, err := rt.Submit(context.Background(), task)
+		if err != nil {
+			t.Error(err)
+		}
+		ch <- res
+	}()
+	return ch
 }
 
 func taskConfig(t testing.TB, u *upstream) *conf.Config {
@@ -133,17 +149,8 @@ func TestPriorityOrderUnderSaturation(t *testing.T) {
 	gate := u.hold()
 
 	submit := func(name string, prio int) <-chan *messages.TaskResult {
-		ch := make(chan *messages.TaskResult, 1)
-		task := &messages.Task{Upstream: "up", Method: "GET", Path: "/", Priority: prio,
-			Header: map[string][]string{"X-Test-Name": {name}}}
-		go func() {
-			res, err := rt.Submit(context.Background(), task)
-			if err != nil {
-				t.Error(err)
-			}
-			ch <- res
-		}()
-		return ch
+		return goSubmit(t, rt, &messages.Task{Upstream: "up", Method: "GET", Path: "/", Priority: prio,
+			Header: map[string][]string{"X-Test-Name": {name}}})
 	}
 	var results []<-chan *messages.TaskResult
 	results = append(results, submit("busy", 1))
@@ -221,14 +228,18 @@ func TestTaskTimeoutCancelsTheUpstreamCall(t *testing.T) {
 	cfg.ParallelExecution.WorkerTimeout = 0.2
 	rt := start(t, cfg)
 	gate := u.hold()
+	defer close(gate)
 	res, err := rt.Submit(context.Background(), &messages.Task{Upstream: "up", Method: "GET", Path: "/"})
-	close(gate)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if res.Err == nil || res.Err.Code != messages.CodeTimeout {
 		t.Fatalf("result %+v", res)
 	}
+	// The held call ends because deerd gave up on it, not because the
+	// upstream let it go: the gate stays shut until the upstream sees the
+	// cancellation.
+	waitFor(t, "the upstream to see the call cancelled", func() bool { return u.cancelled.Load() == 1 })
 	// The worker is free again: a task after the hang runs.
 	u.mu.Lock()
 	u.gate = nil
@@ -326,14 +337,7 @@ func TestATaskWhoseWorkerDiesIsDispatchedAgain(t *testing.T) {
 	cfg.ParallelExecution.MaxWorkers = 2
 	rt := start(t, cfg)
 	gate := u.hold()
-	done := make(chan *messages.TaskResult, 1)
-	go func() {
-		res, err := rt.Submit(context.Background(), &messages.Task{Upstream: "up", Method: "GET", Path: "/"})
-		if err != nil {
-			t.Error(err)
-		}
-		done <- res
-	}()
+	done := goSubmit(t, rt, &messages.Task{Upstream: "up", Method: "GET", Path: "/"})
 	waitFor(t, "the task to reach the upstream", func() bool { return u.calls.Load() == 1 })
 	// Stop both workers (which one is busy is not visible from here): the
 	// router replaces them and the busy one's task runs again on a new one.
@@ -376,14 +380,7 @@ func TestWatchdogAnswersAWedgedTaskAndReplacesItsWorker(t *testing.T) {
 	before, _ := rt.Registry().PID("worker/1")
 	gate := u.hold()
 	defer close(gate)
-	done := make(chan *messages.TaskResult, 1)
-	go func() {
-		res, err := rt.Submit(context.Background(), &messages.Task{Upstream: "up", Method: "GET", Path: "/"})
-		if err != nil {
-			t.Error(err)
-		}
-		done <- res
-	}()
+	done := goSubmit(t, rt, &messages.Task{Upstream: "up", Method: "GET", Path: "/"})
 	waitFor(t, "the call to reach the upstream", func() bool { return u.calls.Load() == 1 })
 	clk.Advance(conf.Seconds(cfg.ParallelExecution.WorkerTimeout)) // not yet overdue: the grace second is left
 	select {
