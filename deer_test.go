@@ -510,7 +510,12 @@ func TestShrinkingWorkersIsAcknowledged(t *testing.T) {
 func TestEveryActorAnswersTheAdminQueries(t *testing.T) {
 	rt := start(t, testConfig(t))
 	queries := []any{&messages.Ping{Seq: 1}, &messages.StatusQuery{}, &messages.StatsQuery{}, &messages.ApplyConfig{Config: rt.Config()}}
-	for _, e := range rt.Registry().Entries() {
+	entries := rt.Registry().Entries()
+	// The registry must hold the tree, or the loop below asks no one.
+	for _, name := range []string{"observability", "router", "worker/1", "cache/l1", "metrics"} {
+		entry(t, rt, name)
+	}
+	for _, e := range entries {
 		for _, q := range queries {
 			if _, err := rt.System().Root.RequestFuture(e.PID, q, 2*time.Second).Result(); err != nil {
 				t.Errorf("%s does not answer %T: %v", e.Name, q, err)
@@ -529,7 +534,13 @@ func TestComponentsUseTheSPECStates(t *testing.T) {
 	for _, advanced := range []bool{true, false} {
 		cfg.EnableAdvancedOptimization = advanced
 		rt := start(t, cfg.Clone())
-		for k, v := range rt.Health(context.Background()).Components {
+		components := rt.Health(context.Background()).Components
+		for _, k := range []string{"connection_pool", "request_queue", "batch_processor"} {
+			if _, ok := components[k]; !ok {
+				t.Errorf("advanced=%v: /health has no components.%s: %v", advanced, k, components)
+			}
+		}
+		for k, v := range components {
 			switch v {
 			case "healthy", "degraded", "restarting", "down":
 			default:

@@ -156,15 +156,20 @@ func TestValidateRules(t *testing.T) {
 
 // TestValidateRejectsNonFinite sets every float, in turn, to NaN and ±Inf.
 func TestValidateRejectsNonFinite(t *testing.T) {
+	floats := 0
 	for _, f := range fields {
 		if f.kind != reflect.Float64 {
 			continue
 		}
+		floats++
 		for _, x := range []float64{math.NaN(), math.Inf(1), math.Inf(-1)} {
 			c := valid()
 			f.in(c).SetFloat(x)
 			wantProblem(t, c.Validate(), f.key, "must be a finite number")
 		}
+	}
+	if floats == 0 {
+		t.Fatal("no float settings found in fields: the loop above checked nothing")
 	}
 	c := valid()
 	u := c.Upstreams["sim"]

@@ -238,7 +238,9 @@ func TestResultJSONRoundTrips(t *testing.T) {
 		t.Errorf("round trip:\n got %+v\nwant %+v", back, res)
 	}
 	var raw map[string]any
-	_ = json.Unmarshal(b, &raw)
+	if err := json.Unmarshal(b, &raw); err != nil {
+		t.Fatal(err)
+	}
 	lat, _ := raw["latency_us"].(map[string]any)
 	for _, k := range []string{"p50", "p90", "p99", "p99_9", "max"} {
 		if _, ok := lat[k]; !ok {
