@@ -51,6 +51,23 @@ func wait[T any](t *testing.T, ch <-chan T, what string) T {
 	}
 }
 
+// occupy schedules n functions on p that block until release is closed,
+// and waits until all of them run, each on a pool goroutine of its own.
+func occupy(t *testing.T, p *Pool, n int) (release chan struct{}) {
+	t.Helper()
+	started, release := make(chan struct{}, n), make(chan struct{})
+	for range n {
+		p.Schedule(func() {
+			started <- struct{}{}
+			<-release
+		})
+	}
+	for range n {
+		wait(t, started, "the blocking functions to start")
+	}
+	return release
+}
+
 // goroutine is one entry of a full goroutine dump.
 type goroutine struct {
 	id     int64
@@ -246,16 +263,7 @@ func TestIdleGoroutinesExitAfterIdleTimeout(t *testing.T) {
 	p := New(10, time.Millisecond) // no Close: the goroutines must go on their own
 
 	const n = 8
-	started, release := make(chan struct{}, n), make(chan struct{})
-	for range n {
-		p.Schedule(func() {
-			started <- struct{}{}
-			<-release
-		})
-	}
-	for range n {
-		wait(t, started, "the blocking functions to start")
-	}
+	release := occupy(t, p, n)
 	if total, _ := poolGoroutines(); total != n {
 		t.Fatalf("%d blocked functions run on %d pool goroutines, want %d", n, total, n)
 	}
@@ -275,16 +283,7 @@ func TestCloseReleasesIdleGoroutines(t *testing.T) {
 	p := New(10, time.Hour)
 
 	const n = 4
-	started, release := make(chan struct{}, n), make(chan struct{})
-	for range n {
-		p.Schedule(func() {
-			started <- struct{}{}
-			<-release
-		})
-	}
-	for range n {
-		wait(t, started, "the functions to start")
-	}
+	release := occupy(t, p, n)
 	close(release)
 	waitPoolGoroutines(t, n, n)
 
