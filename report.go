@@ -170,17 +170,25 @@ func (rt *Runtime) Health(ctx context.Context) *HealthReport {
 		rep.Components[c.key] = st
 	}
 	for _, c := range advancedComponents {
-		st := componentState(c, rep.Actors)
-		switch {
-		case !cfg.EnableAdvancedOptimization:
-			st = messages.StateDisabled
-		case st == messages.StateHealthy || st == messages.StateDegraded:
-			st = "active"
-		}
-		rep.AdvancedComponents[c.key] = st
+		rep.AdvancedComponents[c.key] = advancedState(componentState(c, rep.Actors), cfg.EnableAdvancedOptimization)
 	}
 	rep.Status = overallStatus(rep)
 	return rep
+}
+
+// advancedState maps a component's state onto SPEC's three for advanced
+// components: active, disabled, restarting. A component with an actor down
+// or not answering is neither active nor disabled; its supervisor restarts
+// a crashed actor (escalating if it must), so it reads "restarting", while
+// the overall status (unhealthy) and the actors map carry the detail.
+func advancedState(st string, enabled bool) string {
+	switch {
+	case !enabled, st == messages.StateDisabled:
+		return messages.StateDisabled
+	case st == stateDown || st == stateRestarting:
+		return stateRestarting
+	}
+	return "active"
 }
 
 // componentState aggregates the actors of one component: the worst state
