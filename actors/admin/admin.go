@@ -1,6 +1,7 @@
 // Package admin answers the questions every deer actor answers: its status
 // for /health, its numbers for /metrics, a new configuration to apply, and
-// a ping. An actor fills Answers once and lets Handle take those messages.
+// a ping. An actor builds its Answers once (New, or a literal when Apply
+// can fail) and lets Handle take those messages.
 package admin
 
 import (
@@ -21,6 +22,17 @@ type Answers struct {
 	// Apply applies the settings the actor owns; an error goes back in
 	// ConfigApplied.Err.
 	Apply func(ctx actor.Context, cfg *conf.Config) error
+}
+
+// New builds the Answers of an actor whose stats are a T and whose Apply
+// cannot fail, from its own methods: a.status, a.stats, a.apply.
+func New[T any](name string, status func() *messages.StatusReport, stats func() T, apply func(actor.Context, *conf.Config)) *Answers {
+	return &Answers{
+		Name:   name,
+		Status: status,
+		Stats:  func() any { return stats() },
+		Apply:  func(ctx actor.Context, cfg *conf.Config) error { apply(ctx, cfg); return nil },
+	}
 }
 
 // Handle answers ctx's message when it is an admin message and reports
@@ -53,6 +65,15 @@ func Respond(ctx actor.Context, reply any) {
 	if ctx.Sender() != nil {
 		ctx.Respond(reply)
 	}
+}
+
+// ReplyTo is where an answer to a request carrying replyTo goes: there,
+// or to the sender when replyTo is nil (nil again for a plain Send).
+func ReplyTo(ctx actor.Context, replyTo *actor.PID) *actor.PID {
+	if replyTo != nil {
+		return replyTo
+	}
+	return ctx.Sender()
 }
 
 // Defaults fills in what a component's Deps may leave out (tests and

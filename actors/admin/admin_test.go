@@ -84,3 +84,45 @@ func TestHandleAnswersTheAdminMessages(t *testing.T) {
 		t.Errorf("others = %v", others)
 	}
 }
+
+func TestNewWiresAnActorsMethods(t *testing.T) {
+	var applied *conf.Config
+	status := &messages.StatusReport{Actor: "thing/y"}
+	a := New("thing/y",
+		func() *messages.StatusReport { return status },
+		func() *stats { return &stats{n: 4} },
+		func(_ actor.Context, cfg *conf.Config) { applied = cfg })
+	if a.Name != "thing/y" || a.Status() != status {
+		t.Errorf("name %q, status %+v", a.Name, a.Status())
+	}
+	if s, ok := a.Stats().(*stats); !ok || s.n != 4 {
+		t.Errorf("stats %#v, want the *stats", a.Stats())
+	}
+	cfg := conf.Default()
+	if err := a.Apply(nil, cfg); err != nil || applied != cfg {
+		t.Errorf("Apply: err %v, applied %p, want nil and %p", err, applied, cfg)
+	}
+}
+
+func TestReplyToPrefersTheMessagesPID(t *testing.T) {
+	system := actortest.NewSystem(t)
+	other := actor.NewPID("nonhost", "other")
+	var got []*actor.PID
+	pid := actortest.Spawn(t, system, actor.PropsFromFunc(func(c actor.Context) {
+		switch m := c.Message().(type) {
+		case *messages.Ping: // Spawn's readiness check
+			Respond(c, &messages.Pong{})
+		case *actor.PID:
+			got = append(got, ReplyTo(c, m))
+		case string:
+			got = append(got, ReplyTo(c, nil))
+			Respond(c, "done")
+		}
+	}))
+	system.Root.Send(pid, other) // a reply-to and no sender
+	system.Root.Send(pid, "no sender, no reply-to")
+	actortest.Ask[string](t, system, pid, "sender only")
+	if len(got) != 3 || got[0] != other || got[1] != nil || got[2] == nil || got[2].Equal(pid) {
+		t.Errorf("ReplyTo gave %v, want [other <nil> the asker]", got)
+	}
+}

@@ -34,14 +34,18 @@ type Deps struct {
 // Props builds batch/UPSTREAM.
 func Props(d Deps) *actor.Props {
 	admin.Defaults(&d.Clock, &d.Metrics, &d.Live)
-	return actor.PropsFromProducer(func() actor.Actor { return &Actor{d: d} })
+	return actor.PropsFromProducer(func() actor.Actor {
+		a := &Actor{d: d}
+		a.answers = admin.New(d.Name, a.status, a.stats, a.apply)
+		return a
+	})
 }
 
 var _ actor.Actor = (*Actor)(nil)
 
 // Actor is batch/UPSTREAM. Its state is touched only on its own goroutine.
 type Actor struct {
-	answers *admin.Answers // the admin messages: status, stats, config, ping
+	answers *admin.Answers // the admin messages (status, stats, config, ping), built by Props
 	d       Deps
 	log     zerolog.Logger
 	system  *actor.ActorSystem
@@ -51,7 +55,7 @@ type Actor struct {
 	enabled  bool // the upstream has batch = "openai-embeddings"
 	highUtil float64
 
-	alarm clock.Alarm // the one wake-up: a batch, a probe or the head waiter is due
+	alarm clock.Alarm // wakes the batcher when the oldest batch times out
 
 	mPending                    *metrics.Gauge
 	mBatches, mItems, mRejected *metrics.Counter
@@ -63,14 +67,6 @@ type tick struct{ gen uint64 }
 
 // Receive implements actor.Actor.
 func (a *Actor) Receive(ctx actor.Context) {
-	if a.answers == nil {
-		a.answers = &admin.Answers{
-			Name:   a.d.Name,
-			Status: a.status,
-			Stats:  func() any { return a.stats() },
-			Apply:  func(ctx actor.Context, cfg *conf.Config) error { a.apply(ctx, cfg); return nil },
-		}
-	}
 	if a.answers.Handle(ctx) {
 		return
 	}
@@ -85,7 +81,7 @@ func (a *Actor) Receive(ctx actor.Context) {
 		}
 	case *actor.Stopping, *actor.Restarting:
 		// Accepted items are never dropped: what is pending goes now.
-		a.stopTimer()
+		a.alarm.Stop()
 		if a.q != nil {
 			a.emit(ctx, a.q.FlushAll(ReasonShutdown))
 		}
@@ -118,10 +114,7 @@ func (a *Actor) settle(cfg *conf.Config) {
 }
 
 func (a *Actor) enqueue(ctx actor.Context, msg *messages.EnqueueBatchItem) {
-	to := msg.ReplyTo
-	if to == nil {
-		to = ctx.Sender()
-	}
+	to := admin.ReplyTo(ctx, msg.ReplyTo)
 	reject := func(reason string) {
 		if to != nil {
 			ctx.Send(to, &messages.BatchRejected{ID: msg.ID, Reason: reason})
@@ -190,7 +183,7 @@ func (a *Actor) changed() {
 
 	due, ok := a.q.NextDeadline()
 	if !ok {
-		a.stopTimer()
+		a.alarm.Stop()
 		return
 	}
 	system, self := a.system, a.self
@@ -200,9 +193,6 @@ func (a *Actor) changed() {
 func (a *Actor) over() bool {
 	return float64(a.q.Pending()) > a.highUtil*float64(a.q.Settings().MaxQueue)
 }
-
-// stopTimer cancels the timer; a tick already sent is dropped by gen.
-func (a *Actor) stopTimer() { a.alarm.Stop() }
 
 func (a *Actor) apply(ctx actor.Context, cfg *conf.Config) {
 	was := a.enabled

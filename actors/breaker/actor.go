@@ -36,7 +36,11 @@ type Deps struct {
 func Props(d Deps) *actor.Props {
 	admin.Defaults(&d.Clock, &d.Metrics, &d.Live)
 	saved := &atomic.Pointer[Breaker]{}
-	return actor.PropsFromProducer(func() actor.Actor { return &Actor{d: d, saved: saved} })
+	return actor.PropsFromProducer(func() actor.Actor {
+		a := &Actor{d: d, saved: saved}
+		a.answers = admin.New(d.Name, a.status, a.stats, a.apply)
+		return a
+	})
 }
 
 var _ actor.Actor = (*Actor)(nil)
@@ -44,7 +48,7 @@ var _ actor.Actor = (*Actor)(nil)
 // Actor is breaker/UPSTREAM/ENDPOINT. Its state is touched only on its own
 // goroutine.
 type Actor struct {
-	answers *admin.Answers // the admin messages: status, stats, config, ping
+	answers *admin.Answers // the admin messages (status, stats, config, ping), built by Props
 	d       Deps
 	saved   *atomic.Pointer[Breaker]
 	log     zerolog.Logger
@@ -57,7 +61,7 @@ type Actor struct {
 	posted  Entry // last entry set on the board
 	hasPost bool
 
-	alarm clock.Alarm // the one wake-up: a batch, a probe or the head waiter is due
+	alarm clock.Alarm // wakes the breaker at its next deadline (reopen, lost probe)
 
 	mState *metrics.Gauge
 	mOpens *metrics.Counter
@@ -68,14 +72,6 @@ type tick struct{ gen uint64 }
 
 // Receive implements actor.Actor.
 func (a *Actor) Receive(ctx actor.Context) {
-	if a.answers == nil {
-		a.answers = &admin.Answers{
-			Name:   a.d.Name,
-			Status: a.status,
-			Stats:  func() any { return a.stats() },
-			Apply:  func(_ actor.Context, cfg *conf.Config) error { a.apply(cfg); return nil },
-		}
-	}
 	if a.answers.Handle(ctx) {
 		return
 	}
@@ -92,7 +88,7 @@ func (a *Actor) Receive(ctx actor.Context) {
 			a.settle()
 		}
 	case *actor.Stopping, *actor.Restarting:
-		a.stopTimer()
+		a.alarm.Stop()
 		if a.b != nil {
 			b := *a.b
 			a.saved.Store(&b)
@@ -129,10 +125,7 @@ func (a *Actor) start(ctx actor.Context) {
 }
 
 func (a *Actor) check(ctx actor.Context, msg *messages.CheckBreaker) {
-	to := msg.ReplyTo
-	if to == nil {
-		to = ctx.Sender()
-	}
+	to := admin.ReplyTo(ctx, msg.ReplyTo)
 	var v Verdict
 	if a.enabled {
 		// Even without anyone to answer: a probe slot taken by a caller
@@ -190,7 +183,7 @@ func (a *Actor) settle() {
 
 	due, ok := a.b.Deadline()
 	if !ok {
-		a.stopTimer()
+		a.alarm.Stop()
 		return
 	}
 	system, self := a.system, a.self
@@ -218,10 +211,7 @@ func (a *Actor) post() {
 	a.d.Board.Set(e)
 }
 
-// stopTimer cancels the timer; a tick already sent is dropped by gen.
-func (a *Actor) stopTimer() { a.alarm.Stop() }
-
-func (a *Actor) apply(cfg *conf.Config) {
+func (a *Actor) apply(_ actor.Context, cfg *conf.Config) {
 	now, er := a.d.Clock.Now(), cfg.ErrorRecovery
 	a.b.SetTimeout(now, conf.Seconds(er.CircuitBreakerTimeout))
 	a.b.SetThreshold(now, er.CircuitBreakerThreshold)

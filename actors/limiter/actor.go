@@ -46,14 +46,18 @@ type memo struct {
 func Props(d Deps) *actor.Props {
 	admin.Defaults(&d.Clock, &d.Metrics, &d.Live)
 	saved := &atomic.Pointer[memo]{}
-	return actor.PropsFromProducer(func() actor.Actor { return &Actor{d: d, saved: saved} })
+	return actor.PropsFromProducer(func() actor.Actor {
+		a := &Actor{d: d, saved: saved}
+		a.answers = admin.New(d.Name, a.status, a.stats, a.apply)
+		return a
+	})
 }
 
 var _ actor.Actor = (*Actor)(nil)
 
 // Actor is limiter/UPSTREAM. Its state is touched only on its own goroutine.
 type Actor struct {
-	answers *admin.Answers // the admin messages: status, stats, config, ping
+	answers *admin.Answers // the admin messages (status, stats, config, ping), built by Props
 	d       Deps
 	saved   *atomic.Pointer[memo]
 	log     zerolog.Logger
@@ -81,14 +85,6 @@ type tick struct{ gen uint64 }
 
 // Receive implements actor.Actor.
 func (a *Actor) Receive(ctx actor.Context) {
-	if a.answers == nil {
-		a.answers = &admin.Answers{
-			Name:   a.d.Name,
-			Status: a.status,
-			Stats:  func() any { return a.stats() },
-			Apply:  func(ctx actor.Context, cfg *conf.Config) error { a.apply(ctx, cfg); return nil },
-		}
-	}
 	if a.answers.Handle(ctx) {
 		return
 	}
@@ -108,14 +104,12 @@ func (a *Actor) Receive(ctx actor.Context) {
 			a.drain(ctx)
 		}
 	case *messages.RetryBudgetQuery:
-		if ctx.Sender() != nil {
-			ctx.Respond(a.budgetReport())
-		}
+		admin.Respond(ctx, a.budgetReport())
 	case *actor.Stopping:
-		a.stopTimer()
+		a.alarm.Stop()
 		a.save(false)
 	case *actor.Restarting:
-		a.stopTimer()
+		a.alarm.Stop()
 		a.save(true)
 	case *actor.Stopped:
 	default:
@@ -165,10 +159,7 @@ func (a *Actor) save(withWaiters bool) {
 }
 
 func (a *Actor) acquire(ctx actor.Context, msg *messages.AcquireToken) {
-	to := msg.ReplyTo
-	if to == nil {
-		to = ctx.Sender()
-	}
+	to := admin.ReplyTo(ctx, msg.ReplyTo)
 	if to == nil {
 		a.log.Debug().Uint64("id", msg.ID).Msg("AcquireToken without sender or reply-to dropped")
 		return
@@ -220,7 +211,7 @@ func (a *Actor) drain(ctx actor.Context) {
 	a.mWaiting.Set(float64(a.waiting.Len()))
 	a.mRate.Set(a.bucket.Rate())
 	if a.waiting.Len() == 0 {
-		a.stopTimer()
+		a.alarm.Stop()
 		a.topUp(now)
 		return
 	}
@@ -251,9 +242,6 @@ func (a *Actor) topUp(now time.Time) {
 		r.put(1)
 	}
 }
-
-// stopTimer cancels the wake-up; a tick already sent is dropped by gen.
-func (a *Actor) stopTimer() { a.alarm.Stop() }
 
 func (a *Actor) observe(ctx actor.Context, msg *messages.ReportOutcome) {
 	if !a.enabled {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -47,7 +48,9 @@ func Props(d Deps) *actor.Props {
 	admin.Defaults(&d.Clock, &d.Metrics, &d.Live)
 	var incarnation atomic.Uint64
 	return actor.PropsFromProducer(func() actor.Actor {
-		return &Actor{d: d, idBase: incarnation.Add(1) << 40}
+		a := &Actor{d: d, idBase: incarnation.Add(1) << 40}
+		a.answers = admin.New(d.Name, a.status, a.stats, a.apply)
+		return a
 	})
 }
 
@@ -56,7 +59,7 @@ var _ actor.Actor = (*Actor)(nil)
 // Actor is pool/UPSTREAM. Its state is touched only on its own goroutine,
 // except dial (atomics written by the transport's dialer).
 type Actor struct {
-	answers *admin.Answers // the admin messages: status, stats, config, ping
+	answers *admin.Answers // the admin messages (status, stats, config, ping), built by Props
 	d       Deps
 	log     zerolog.Logger
 	system  *actor.ActorSystem
@@ -69,7 +72,7 @@ type Actor struct {
 	workerTimeout time.Duration
 	highUtil      float64
 	balance       bool     // load_balancing over the upstream's endpoints
-	endpoints     []string // upstream.EndpointURLs(), kept for the lease path
+	endpoints     []string // upstream.EndpointURLs(), set with it by settle
 
 	leases    *Leases
 	lent      int  // slots lent to d.Lane: its free plus its out
@@ -109,14 +112,6 @@ type warmDone struct {
 
 // Receive implements actor.Actor.
 func (a *Actor) Receive(ctx actor.Context) {
-	if a.answers == nil {
-		a.answers = &admin.Answers{
-			Name:   a.d.Name,
-			Status: a.status,
-			Stats:  func() any { return a.stats() },
-			Apply:  func(ctx actor.Context, cfg *conf.Config) error { a.apply(ctx, cfg); return nil },
-		}
-	}
 	if a.answers.Handle(ctx) {
 		return
 	}
@@ -214,7 +209,7 @@ func (a *Actor) rebuild() {
 	}
 	a.gen++
 	a.leases.SetGen(a.gen)
-	a.transport = newTransport(a.cp, a.hasUpstream && isHTTPS(a.upstream.EndpointURLs()), &a.dial)
+	a.transport = newTransport(a.cp, a.hasUpstream && isHTTPS(a.endpoints), &a.dial)
 	var rt http.RoundTripper = a.transport
 	if a.d.RoundTripper != nil {
 		rt = a.d.RoundTripper
@@ -269,10 +264,7 @@ func (a *Actor) stopWarm() {
 }
 
 func (a *Actor) acquire(ctx actor.Context, msg *messages.AcquireConnection) {
-	owner := msg.ReplyTo
-	if owner == nil {
-		owner = ctx.Sender()
-	}
+	owner := admin.ReplyTo(ctx, msg.ReplyTo)
 	if owner == nil {
 		a.log.Debug().Uint64("ref", msg.Ref).Msg("AcquireConnection without sender or reply-to dropped")
 		return
@@ -378,9 +370,9 @@ func (a *Actor) changed() {
 }
 
 func (a *Actor) apply(ctx actor.Context, cfg *conf.Config) {
-	oldUp, oldHas, oldTimeout := a.upstream, a.hasUpstream, a.workerTimeout
+	oldEndpoints, oldHas, oldTimeout := a.endpoints, a.hasUpstream, a.workerTimeout
 	a.settle(cfg)
-	upChanged := oldHas != a.hasUpstream || !sameEndpoints(oldUp, a.upstream)
+	upChanged := oldHas != a.hasUpstream || !slices.Equal(oldEndpoints, a.endpoints)
 	if cfg.ConnectionPool != a.cp || upChanged {
 		a.log.Info().Interface("connection_pool", cfg.ConnectionPool).Msg("connection pool settings applied: new transport")
 		a.cp = cfg.ConnectionPool
@@ -394,19 +386,6 @@ func (a *Actor) apply(ctx actor.Context, cfg *conf.Config) {
 	}
 	a.changed()
 	a.balanceLane(ctx)
-}
-
-func sameEndpoints(x, y conf.Upstream) bool {
-	ex, ey := x.EndpointURLs(), y.EndpointURLs()
-	if len(ex) != len(ey) {
-		return false
-	}
-	for i := range ex {
-		if ex[i] != ey[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // balanceLane runs after every message: it lends the lane the capacity the
