@@ -2,7 +2,6 @@ package batch
 
 import (
 	"bytes"
-	"context"
 	"strings"
 	"testing"
 	"time"
@@ -64,7 +63,9 @@ func (f *fixture) enqueue(id uint64, model string, inputs, priority int) {
 	})
 }
 
-func (f *fixture) stats(t *testing.T) *messages.BatchStats { return statsOf(t, f.system, f.pid) }
+func (f *fixture) stats(t *testing.T) *messages.BatchStats {
+	return actortest.Stats[*messages.BatchStats](t, f.system, f.pid)
+}
 
 func (f *fixture) status(t *testing.T) *messages.StatusReport {
 	return actortest.Ask[*messages.StatusReport](t, f.system, f.pid, &messages.StatusQuery{})
@@ -106,24 +107,6 @@ func (f *fixture) noBatch(t *testing.T) {
 	f.stats(t)
 	if got := actortest.Drain(t, f.system, f.sink, f.sch); len(got) != 0 {
 		t.Fatalf("unexpected batches %+v", got)
-	}
-}
-
-func (f *fixture) timers(t *testing.T, want ...time.Duration) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), actortest.Wait)
-	defer cancel()
-	if len(want) > 0 && !f.clock.WaitForTimers(ctx, 1) {
-		t.Fatal("no timer set")
-	}
-	got := f.clock.Pending()
-	if len(got) != len(want) {
-		t.Fatalf("timers %v, want %v", got, want)
-	}
-	for i := range got {
-		if got[i] != want[i] {
-			t.Fatalf("timers %v, want %v", got, want)
-		}
 	}
 }
 
@@ -170,7 +153,7 @@ func TestFlushOnSizeTimeoutPriority(t *testing.T) {
 		actortest.Recv[*messages.BatchAccepted](t, f.rch)
 	}
 
-	f.timers(t, 1500*time.Millisecond) // "other" times out 1.5s after it came
+	actortest.Timers(t, f.clock, 1500*time.Millisecond) // "other" times out 1.5s after it came
 	f.clock.Advance(1500 * time.Millisecond)
 	f.ready(t, "timeout", 2)
 
@@ -182,7 +165,7 @@ func TestFlushOnSizeTimeoutPriority(t *testing.T) {
 	if st.Pending != 0 || st.BatchesSent != 3 || st.ItemsSent != 5 || st.InputsSent != 6 {
 		t.Fatalf("stats %+v", st)
 	}
-	f.timers(t) // nothing pending, no timer
+	actortest.Timers(t, f.clock) // nothing pending, no timer
 	var prom bytes.Buffer
 	f.set.WritePrometheus(&prom)
 	for _, line := range []string{`deer_batch_pending{upstream="emb"} 0`, `deer_batch_batches_total{upstream="emb"} 3`} {
@@ -232,10 +215,10 @@ func TestApplyConfigLive(t *testing.T) {
 	t.Run("batch_timeout", func(t *testing.T) {
 		f := start(t, testConfig(nil))
 		f.enqueue(1, "m", 1, 1)
-		f.timers(t, 1500*time.Millisecond)
+		actortest.Timers(t, f.clock, 1500*time.Millisecond)
 		f.clock.Advance(500 * time.Millisecond)
 		f.apply(t, testConfig(func(c *conf.Config) { c.BatchProcessing.BatchTimeout = 0.8 }))
-		f.timers(t, 300*time.Millisecond)
+		actortest.Timers(t, f.clock, 300*time.Millisecond)
 		f.apply(t, testConfig(func(c *conf.Config) { c.BatchProcessing.BatchTimeout = 0.4 }))
 		f.ready(t, "timeout", 1) // already older than the new timeout
 		if st := f.stats(t); st.BatchTimeout != 0.4 {
@@ -278,7 +261,7 @@ func TestApplyConfigLive(t *testing.T) {
 		f := start(t, testConfig(nil))
 		f.apply(t, testConfig(func(c *conf.Config) { c.BatchProcessing.AdaptiveSizing = true }))
 		f.enqueue(1, "m", 1, 1)
-		f.timers(t, 1500*time.Millisecond)
+		actortest.Timers(t, f.clock, 1500*time.Millisecond)
 		f.clock.Advance(1500 * time.Millisecond)
 		f.ready(t, "timeout", 1)
 		f.clock.Advance(3 * time.Second)

@@ -2,7 +2,6 @@ package breaker
 
 import (
 	"bytes"
-	"context"
 	"io"
 	"log/slog"
 	"strings"
@@ -75,7 +74,9 @@ func (f *fixture) report(gen uint64, success bool, retryAfter time.Duration) {
 	f.system.Root.Send(f.pid, &messages.ReportResult{Generation: gen, Success: success, RetryAfter: retryAfter})
 }
 
-func (f *fixture) stats(t *testing.T) *messages.BreakerStats { return statsOf(t, f.system, f.pid) }
+func (f *fixture) stats(t *testing.T) *messages.BreakerStats {
+	return actortest.Stats[*messages.BreakerStats](t, f.system, f.pid)
+}
 
 func (f *fixture) status(t *testing.T) *messages.StatusReport {
 	return actortest.Ask[*messages.StatusReport](t, f.system, f.pid, &messages.StatusQuery{})
@@ -100,24 +101,6 @@ func (f *fixture) failN(t *testing.T, n int) {
 		f.report(v.Generation, false, 0)
 	}
 	f.stats(t) // the reports are processed
-}
-
-func (f *fixture) timers(t *testing.T, want ...time.Duration) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), actortest.Wait)
-	defer cancel()
-	if len(want) > 0 && !f.clock.WaitForTimers(ctx, 1) {
-		t.Fatal("no timer set")
-	}
-	got := f.clock.Pending()
-	if len(got) != len(want) {
-		t.Fatalf("timers %v, want %v", got, want)
-	}
-	for i := range got {
-		if got[i] != want[i] {
-			t.Fatalf("timers %v, want %v", got, want)
-		}
-	}
 }
 
 func (f *fixture) event(t *testing.T, state string) {
@@ -174,7 +157,7 @@ func TestOpenProbeClose(t *testing.T) {
 		t.Fatalf("status %+v", s)
 	}
 	f.metric(t, `deer_breaker_state{upstream="sim",endpoint="http://127.0.0.1:8001"} 2`)
-	f.timers(t, 10*time.Second)
+	actortest.Timers(t, f.clock, 10*time.Second)
 
 	f.clock.Advance(10 * time.Second) // the timer turns it half_open on its own
 	f.event(t, "half_open")
@@ -200,13 +183,13 @@ func TestOpenProbeClose(t *testing.T) {
 			t.Errorf("%d log lines for %s, want 1", n, tr)
 		}
 	}
-	f.timers(t) // none left
+	actortest.Timers(t, f.clock) // none left
 }
 
 func TestProbeFailureReopens(t *testing.T) {
 	f := start(t, testConfig(nil))
 	f.failN(t, 3)
-	f.timers(t, 10*time.Second)
+	actortest.Timers(t, f.clock, 10*time.Second)
 	f.clock.Advance(10 * time.Second)
 	probe := f.check(t)
 	if !probe.Allowed {
@@ -237,7 +220,7 @@ func TestRetryAfterHoldsItOpen(t *testing.T) {
 	f.failN(t, 2)
 	v := f.check(t)
 	f.report(v.Generation, false, 30*time.Second)
-	f.timers(t, 30*time.Second)
+	actortest.Timers(t, f.clock, 30*time.Second)
 	f.clock.Advance(10 * time.Second)
 	if v := f.check(t); v.Allowed || v.RetryIn != 20*time.Second {
 		t.Fatalf("at the plain timeout %+v", v)
@@ -268,10 +251,10 @@ func TestApplyConfigLive(t *testing.T) {
 	t.Run("timeout re-evaluates an open breaker", func(t *testing.T) {
 		f := start(t, testConfig(nil))
 		f.failN(t, 3)
-		f.timers(t, 10*time.Second)
+		actortest.Timers(t, f.clock, 10*time.Second)
 		f.clock.Advance(4 * time.Second)
 		f.apply(t, testConfig(func(c *conf.Config) { c.ErrorRecovery.CircuitBreakerTimeout = 60 }))
-		f.timers(t, 56*time.Second)
+		actortest.Timers(t, f.clock, 56*time.Second)
 		if st := f.stats(t); st.OpenTimeout != 60 || st.RetryIn != 56 {
 			t.Fatalf("stats %+v", st)
 		}
@@ -308,7 +291,7 @@ func TestRestartKeepsOpenState(t *testing.T) {
 	if v.Allowed || v.State != "open" || v.RetryIn != 7*time.Second {
 		t.Fatalf("after restart %+v", v)
 	}
-	f.timers(t, 7*time.Second) // the old incarnation's timer is gone, the new one set
+	actortest.Timers(t, f.clock, 7*time.Second) // the old incarnation's timer is gone, the new one set
 }
 
 // onBoard: after the breaker has processed what was sent to it, its board

@@ -3,7 +3,6 @@ package cache
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/deer-runtime/deer/conf"
+	"github.com/deer-runtime/deer/internal/actortest"
 	"github.com/deer-runtime/deer/internal/clock"
 	"github.com/deer-runtime/deer/messages"
 )
@@ -36,10 +36,7 @@ func newHarness(t *testing.T, mutate func(*conf.Config)) *harness {
 	if mutate != nil {
 		mutate(cfg)
 	}
-	sys := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
-		return slog.New(slog.DiscardHandler)
-	}))
-	t.Cleanup(sys.Shutdown) // registered first, so it runs after every actor stopped
+	sys := actortest.NewSystem(t) // its cleanup is registered first, so it runs after every actor stopped
 	return &harness{t: t, sys: sys, clock: clock.NewFake(t0), live: conf.NewLive(cfg), metrics: metrics.NewSet(), stopped: map[*actor.PID]bool{}}
 }
 
@@ -66,15 +63,7 @@ func (h *harness) stop(pid *actor.PID) {
 
 func ask[T any](h *harness, pid *actor.PID, msg any) T {
 	h.t.Helper()
-	res, err := h.sys.Root.RequestFuture(pid, msg, 5*time.Second).Result()
-	if err != nil {
-		h.t.Fatalf("%T: %v", msg, err)
-	}
-	r, ok := res.(T)
-	if !ok {
-		h.t.Fatalf("%T answered %T %+v", msg, res, res)
-	}
-	return r
+	return actortest.Ask[T](h.t, h.sys, pid, msg)
 }
 
 func (h *harness) put(pid *actor.PID, key, value string, ttl float64) *messages.CacheStored {
@@ -93,12 +82,7 @@ func (h *harness) get(pid *actor.PID, key string) *messages.CacheResult {
 
 func (h *harness) stats(pid *actor.PID) messages.CacheTierStats {
 	h.t.Helper()
-	r := ask[*messages.StatsReport](h, pid, &messages.StatsQuery{})
-	st, ok := r.Stats.(*messages.CacheTierStats)
-	if !ok {
-		h.t.Fatalf("stats = %T", r.Stats)
-	}
-	return *st
+	return *actortest.Stats[*messages.CacheTierStats](h.t, h.sys, pid)
 }
 
 // apply changes the live configuration and hands it to the actors.

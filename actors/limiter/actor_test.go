@@ -2,8 +2,8 @@ package limiter
 
 import (
 	"bytes"
-	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -56,7 +56,9 @@ func start(t *testing.T, cfg *conf.Config) *fixture {
 	return f
 }
 
-func (f *fixture) stats(t *testing.T) *messages.LimiterStats { return statsOf(t, f.system, f.pid) }
+func (f *fixture) stats(t *testing.T) *messages.LimiterStats {
+	return actortest.Stats[*messages.LimiterStats](t, f.system, f.pid)
+}
 
 func (f *fixture) status(t *testing.T) *messages.StatusReport {
 	return actortest.Ask[*messages.StatusReport](t, f.system, f.pid, &messages.StatusQuery{})
@@ -89,27 +91,6 @@ func (f *fixture) granted(t *testing.T) []uint64 {
 	return ids
 }
 
-func (f *fixture) waitTimer(t *testing.T) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), actortest.Wait)
-	defer cancel()
-	if !f.clock.WaitForTimers(ctx, 1) {
-		t.Fatal("no wake-up timer")
-	}
-}
-
-func equal(a, b []uint64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
 func TestAdminMessages(t *testing.T) {
 	f := start(t, testConfig(nil))
 	if p := actortest.Ask[*messages.Pong](t, f.system, f.pid, &messages.Ping{Seq: 3}); p.Seq != 3 || p.Actor != "limiter/sim" {
@@ -131,21 +112,18 @@ func TestWaitersWokenByTimer(t *testing.T) {
 	for id := uint64(1); id <= 4; id++ {
 		f.acquire(id, 1)
 	}
-	if got := f.granted(t); !equal(got, []uint64{1, 2}) {
+	if got := f.granted(t); !slices.Equal(got, []uint64{1, 2}) {
 		t.Fatalf("granted %v at once, want the burst [1 2]", got)
 	}
 	if st := f.stats(t); st.Waiting != 2 || st.Granted != 2 || st.Tokens != 0 {
 		t.Fatalf("stats %+v", st)
 	}
-	f.waitTimer(t)
-	if p := f.clock.Pending(); len(p) != 1 || p[0] != 100*time.Millisecond {
-		t.Fatalf("timers %v, want one at 100ms (1 token at 10/s)", p)
-	}
+	actortest.Timers(t, f.clock, 100*time.Millisecond) // 1 token at 10/s
 	f.clock.Advance(100 * time.Millisecond)
 	if got := actortest.Recv[*messages.TokenGranted](t, f.ch); got.ID != 3 || got.Count != 1 {
 		t.Fatalf("granted %+v, want 3", got)
 	}
-	f.waitTimer(t)
+	actortest.AwaitTimer(t, f.clock)
 	f.clock.Advance(100 * time.Millisecond)
 	if got := actortest.Recv[*messages.TokenGranted](t, f.ch); got.ID != 4 {
 		t.Fatalf("granted %+v, want 4", got)
@@ -153,9 +131,7 @@ func TestWaitersWokenByTimer(t *testing.T) {
 	if st := f.stats(t); st.Waiting != 0 || st.Granted != 4 {
 		t.Fatalf("stats %+v", st)
 	}
-	if n := len(f.clock.Pending()); n != 0 {
-		t.Fatalf("%d timers left with nobody waiting", n)
-	}
+	actortest.Timers(t, f.clock) // none left with nobody waiting
 }
 
 func TestPriorityThenArrival(t *testing.T) {
@@ -167,16 +143,16 @@ func TestPriorityThenArrival(t *testing.T) {
 	f.acquire(4, 1)
 	f.acquire(5, 1)
 	f.system.Root.Send(f.pid, &messages.CancelToken{ID: 5})
-	if got := f.granted(t); !equal(got, []uint64{100}) {
+	if got := f.granted(t); !slices.Equal(got, []uint64{100}) {
 		t.Fatalf("granted %v", got)
 	}
 	var order []uint64
 	for range 4 {
-		f.waitTimer(t)
+		actortest.AwaitTimer(t, f.clock)
 		f.clock.Advance(100 * time.Millisecond)
 		order = append(order, actortest.Recv[*messages.TokenGranted](t, f.ch).ID)
 	}
-	if !equal(order, []uint64{3, 2, 4, 1}) {
+	if !slices.Equal(order, []uint64{3, 2, 4, 1}) {
 		t.Fatalf("grant order %v, want [3 2 4 1]", order)
 	}
 }
@@ -226,10 +202,7 @@ func TestRetryAfterPausesGrants(t *testing.T) {
 	if s := f.status(t); s.State != messages.StateDegraded || !strings.Contains(s.Detail, "Retry-After") {
 		t.Fatalf("status %+v", s)
 	}
-	f.waitTimer(t)
-	if p := f.clock.Pending(); len(p) != 1 || p[0] != 2*time.Second {
-		t.Fatalf("timers %v, want [2s]", p)
-	}
+	actortest.Timers(t, f.clock, 2*time.Second)
 	f.clock.Advance(2 * time.Second)
 	if got := actortest.Recv[*messages.TokenGranted](t, f.ch); got.ID != 1 {
 		t.Fatalf("granted %+v", got)
@@ -298,7 +271,7 @@ func TestApplyConfigLive(t *testing.T) {
 		f := start(t, testConfig(func(c *conf.Config) { c.RateLimit.BurstAllowance = 1 }))
 		f.acquire(1, 0)
 		f.acquire(2, 0)
-		if got := f.granted(t); !equal(got, []uint64{1}) {
+		if got := f.granted(t); !slices.Equal(got, []uint64{1}) {
 			t.Fatalf("granted %v", got)
 		}
 		off := testConfig(func(c *conf.Config) { c.RateLimit.BurstAllowance = 1; c.EnableAdvancedOptimization = false })
@@ -306,7 +279,7 @@ func TestApplyConfigLive(t *testing.T) {
 		for id := uint64(3); id <= 6; id++ {
 			f.acquire(id, 0)
 		}
-		if got := f.granted(t); !equal(got, []uint64{2, 3, 4, 5, 6}) {
+		if got := f.granted(t); !slices.Equal(got, []uint64{2, 3, 4, 5, 6}) {
 			t.Fatalf("granted %v with the limiter off", got)
 		}
 		if s := f.status(t); s.State != messages.StateDisabled {
@@ -323,7 +296,7 @@ func TestRestartKeepsRateAndWaiters(t *testing.T) {
 	f.system.Root.Send(f.pid, &messages.ReportOutcome{Status: 429}) // 5/s
 	f.acquire(1, 0)
 	f.acquire(2, 0)
-	if got := f.granted(t); !equal(got, []uint64{1}) {
+	if got := f.granted(t); !slices.Equal(got, []uint64{1}) {
 		t.Fatalf("granted %v", got)
 	}
 	f.system.Root.Send(f.pid, &actortest.PanicNow{})
@@ -333,10 +306,7 @@ func TestRestartKeepsRateAndWaiters(t *testing.T) {
 	}
 	// The restarted limiter re-armed the wake-up for its waiter (200ms at 5/s);
 	// the old incarnation's timer was stopped.
-	f.waitTimer(t)
-	if p := f.clock.Pending(); len(p) != 1 || p[0] != 200*time.Millisecond {
-		t.Fatalf("timers %v, want [200ms]", p)
-	}
+	actortest.Timers(t, f.clock, 200*time.Millisecond)
 	f.clock.Advance(200 * time.Millisecond)
 	if got := actortest.Recv[*messages.TokenGranted](t, f.ch); got.ID != 2 {
 		t.Fatalf("granted %+v", got)
@@ -420,7 +390,7 @@ func TestRetryWaitsForTokensLikeARequest(t *testing.T) {
 	if got := strings.Join(f.answers(t), " "); got != "g1" {
 		t.Fatalf("answers %v", got)
 	}
-	f.waitTimer(t)
+	actortest.AwaitTimer(t, f.clock)
 	f.clock.Advance(100 * time.Millisecond)
 	if got := actortest.Recv[*messages.TokenGranted](t, f.ch); got.ID != 2 {
 		t.Fatalf("granted %+v", got)

@@ -2,7 +2,6 @@ package pool
 
 import (
 	"bytes"
-	"context"
 	"io"
 	"net"
 	"net/http"
@@ -99,7 +98,9 @@ func startWith(t *testing.T, cfg *conf.Config, lane *Lane) *fixture {
 	return f
 }
 
-func (f *fixture) stats(t *testing.T) *messages.PoolStats { return statsOf(t, f.system, f.pid) }
+func (f *fixture) stats(t *testing.T) *messages.PoolStats {
+	return actortest.Stats[*messages.PoolStats](t, f.system, f.pid)
+}
 
 func (f *fixture) apply(t *testing.T, cfg *conf.Config) {
 	t.Helper()
@@ -287,14 +288,7 @@ func TestReclaimAfterWorkerTimeout(t *testing.T) {
 	f.system.Root.Send(f.pid, &messages.AcquireConnection{Ref: 1, ReplyTo: pid})
 	f.system.Root.Send(f.pid, &messages.AcquireConnection{Ref: 2, ReplyTo: pid})
 	first := actortest.Recv[*messages.ConnectionLeased](t, ch)
-	ctx, cancel := context.WithTimeout(context.Background(), actortest.Wait)
-	defer cancel()
-	if !f.clock.WaitForTimers(ctx, 1) {
-		t.Fatal("no reclaim timer")
-	}
-	if p := f.clock.Pending(); len(p) != 1 || p[0] != 10*time.Second {
-		t.Fatalf("pending timers %v, want [10s]", p)
-	}
+	actortest.Timers(t, f.clock, 10*time.Second) // the reclaim timer
 	f.clock.Advance(10 * time.Second)
 	second := actortest.Recv[*messages.ConnectionLeased](t, ch)
 	if second.Ref != 2 {

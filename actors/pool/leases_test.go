@@ -1,6 +1,7 @@
 package pool
 
 import (
+	"slices"
 	"testing"
 	"time"
 )
@@ -59,7 +60,7 @@ func TestLeasesSteps(t *testing.T) {
 		{"waits over the lowered max", acquire(t2, 6), nil, LeaseStats{Active: 3, Max: 1, Waiting: 1, Peak: 3, Acquired: 4, Released: 1}},
 		{"reclaim leases held 10s or more", func(l *Leases) []uint64 {
 			rec, g := l.Reclaim(t3, 10*time.Second)
-			if got := ids(rec); !equalIDs(got, []uint64{102}) {
+			if got := ids(rec); !slices.Equal(got, []uint64{102}) {
 				t.Errorf("reclaimed %v, want [102] (granted at t1; 103 and 104 are 9s old)", got)
 			}
 			return ids(g)
@@ -75,25 +76,13 @@ func TestLeasesSteps(t *testing.T) {
 	l := NewLeases(2, 100)
 	for _, s := range steps {
 		got := s.do(l)
-		if !equalIDs(got, s.granted) {
+		if !slices.Equal(got, s.granted) {
 			t.Fatalf("%s: granted %v, want %v", s.name, got, s.granted)
 		}
 		if st := l.Stats(); st != s.want {
 			t.Fatalf("%s: stats %+v, want %+v", s.name, st, s.want)
 		}
 	}
-}
-
-func equalIDs(a, b []uint64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func TestLeasesOldestAndGenerations(t *testing.T) {

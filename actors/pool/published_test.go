@@ -33,14 +33,14 @@ func TestPoolPublishesItsNumbersAtMostEvery50ms(t *testing.T) {
 	// makes sure it has finished with each acquire before we look.
 	system.Root.Send(pid, &messages.AcquireConnection{Ref: 1, ReplyTo: probePID})
 	actortest.Recv[*messages.ConnectionLeased](t, ch)
-	statsOf(t, system, pid)
+	actortest.Stats[*messages.PoolStats](t, system, pid)
 	if got := pub.Load(); got.ActiveConnections != 0 {
 		t.Fatalf("published again within 50 ms: %+v", got)
 	}
 	clk.Advance(publishEvery)
 	system.Root.Send(pid, &messages.AcquireConnection{Ref: 2, ReplyTo: probePID})
 	actortest.Recv[*messages.ConnectionLeased](t, ch)
-	statsOf(t, system, pid)
+	actortest.Stats[*messages.PoolStats](t, system, pid)
 	got := pub.Load()
 	if got.ActiveConnections != 2 || got.TotalAcquired != 2 {
 		t.Fatalf("snapshot after 50 ms: %+v", got)

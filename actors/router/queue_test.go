@@ -1,6 +1,7 @@
 package router
 
 import (
+	"slices"
 	"testing"
 	"time"
 )
@@ -11,18 +12,6 @@ func ids(q *queue, now time.Time) []string {
 		out = append(out, it.id)
 	}
 	return out
-}
-
-func equal(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func TestQueueStrictPriorityFIFOWithinLevel(t *testing.T) {
@@ -40,7 +29,7 @@ func TestQueueStrictPriorityFIFOWithinLevel(t *testing.T) {
 	}
 	got := ids(q, t0.Add(time.Second))
 	want := []string{"high1", "high2", "norm1", "norm2", "low1", "low2"}
-	if !equal(got, want) {
+	if !slices.Equal(got, want) {
 		t.Errorf("order %v, want %v", got, want)
 	}
 }
@@ -86,7 +75,7 @@ func TestQueueRemovePushFrontResize(t *testing.T) {
 	q.resize(2) // level 2 folds into level 1, after what is there
 	got := ids(q, t0)
 	want := []string{"x", "retry", "a", "c"}
-	if !equal(got, want) {
+	if !slices.Equal(got, want) {
 		t.Errorf("order %v, want %v", got, want)
 	}
 	if q.len() != 0 {
@@ -95,7 +84,7 @@ func TestQueueRemovePushFrontResize(t *testing.T) {
 	// Out-of-range levels are clamped.
 	q.push(&item{id: "neg", level: -3})
 	q.push(&item{id: "big", level: 99})
-	if got := ids(q, t0); !equal(got, []string{"neg", "big"}) {
+	if got := ids(q, t0); !slices.Equal(got, []string{"neg", "big"}) {
 		t.Errorf("clamped order %v", got)
 	}
 }

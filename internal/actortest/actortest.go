@@ -1,12 +1,15 @@
 // Package actortest holds the helpers the actor packages' tests share: a
 // quiet actor system, spawning with a readiness round trip, a probe actor
-// that forwards to a channel, typed asks, and crash injection.
+// that forwards to a channel, typed asks, fake-clock timer checks, and
+// crash injection.
 package actortest
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -14,6 +17,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 
+	"github.com/deer-runtime/deer/internal/clock"
 	"github.com/deer-runtime/deer/messages"
 )
 
@@ -75,6 +79,41 @@ func Ask[T any](t *testing.T, system *actor.ActorSystem, pid *actor.PID, msg any
 		t.Fatalf("%T answered %T", msg, res)
 	}
 	return out
+}
+
+// Stats asks pid for its stats and returns them as a T (one of the
+// messages.*Stats), failing the test otherwise.
+func Stats[T any](t *testing.T, system *actor.ActorSystem, pid *actor.PID) T {
+	t.Helper()
+	r := Ask[*messages.StatsReport](t, system, pid, &messages.StatsQuery{})
+	st, ok := r.Stats.(T)
+	if !ok {
+		t.Fatalf("stats are a %T, want %T", r.Stats, *new(T))
+	}
+	return st
+}
+
+// AwaitTimer waits until clk has a timer pending: an actor sets its timers
+// on its own goroutine, after the message that made it.
+func AwaitTimer(t *testing.T, clk *clock.Fake) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), Wait)
+	defer cancel()
+	if !clk.WaitForTimers(ctx, 1) {
+		t.Fatal("no timer set")
+	}
+}
+
+// Timers checks that clk's pending timers are want, in order; with want
+// not empty it first waits for one to be set.
+func Timers(t *testing.T, clk *clock.Fake, want ...time.Duration) {
+	t.Helper()
+	if len(want) > 0 {
+		AwaitTimer(t, clk)
+	}
+	if got := clk.Pending(); !slices.Equal(got, want) {
+		t.Fatalf("timers %v, want %v", got, want)
+	}
 }
 
 // Eventually polls cond until it holds or the deadline passes.
