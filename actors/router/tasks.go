@@ -48,18 +48,17 @@ func NewTaskID() string {
 
 // entry is a task the router has accepted and not yet answered.
 type entry struct {
-	task      *messages.Task
-	replyTo   *actor.PID
-	async     bool
-	idemKey   string
-	state     string // messages.TaskQueued or TaskRunning
-	slot      *slot
-	accepted  time.Time
-	started   time.Time
-	crashes   int
-	overdue   time.Time    // when the router gives up on the running task's worker
-	waiters   []*actor.PID // idempotent repeats waiting for this task's result
-	cancelled bool
+	task     *messages.Task
+	replyTo  *actor.PID
+	async    bool
+	idemKey  string
+	state    string // messages.TaskQueued or TaskRunning
+	slot     *slot
+	accepted time.Time
+	started  time.Time
+	crashes  int
+	overdue  time.Time    // when the router gives up on the running task's worker
+	waiters  []*actor.PID // idempotent repeats waiting for this task's result
 }
 
 // finished is a result kept for GET /v1/tasks/{id} or an Idempotency-Key.
