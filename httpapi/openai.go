@@ -56,14 +56,8 @@ func (s *Server) openAI(path string, streamable bool) http.HandlerFunc {
 			return
 		}
 		cfg := s.rt.Config()
-		body, ierr := readLimited(w, r, cfg.Server.MaxBodyBytes)
-		if ierr != nil {
-			ierr.write(w, writeOpenAIError)
-			return
-		}
-		steer, ierr := readSteering(r.Header, cfg)
-		if ierr != nil {
-			ierr.write(w, writeOpenAIError)
+		body, steer, ok := readInput(w, r, cfg, writeOpenAIError)
+		if !ok {
 			return
 		}
 		model, stream, ierr := peekOpenAI(body)

@@ -48,14 +48,8 @@ func (s *Server) proxy(w http.ResponseWriter, r *http.Request) {
 		ierr.write(w, writeError)
 		return
 	}
-	body, ierr := readLimited(w, r, cfg.Server.MaxBodyBytes)
-	if ierr != nil {
-		ierr.write(w, writeError)
-		return
-	}
-	steer, ierr := readSteering(r.Header, cfg)
-	if ierr != nil {
-		ierr.write(w, writeError)
+	body, steer, ok := readInput(w, r, cfg, writeError)
+	if !ok {
 		return
 	}
 	task := &messages.Task{

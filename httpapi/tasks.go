@@ -95,6 +95,21 @@ type steering struct {
 
 // readSteering parses X-Deer-Priority, X-Deer-Cache and Idempotency-Key.
 // Absent headers leave the defaults: normal priority, cache "auto".
+// readInput reads what every task-making route reads first: the body
+// (bounded by max_body_bytes) and the X-Deer-* steering headers. On bad
+// input it answers with ew and reports false.
+func readInput(w http.ResponseWriter, r *http.Request, cfg *conf.Config, ew errWriter) ([]byte, steering, bool) {
+	body, ierr := readLimited(w, r, cfg.Server.MaxBodyBytes)
+	if ierr == nil {
+		var steer steering
+		if steer, ierr = readSteering(r.Header, cfg); ierr == nil {
+			return body, steer, true
+		}
+	}
+	ierr.write(w, ew)
+	return nil, steering{}, false
+}
+
 func readSteering(h http.Header, cfg *conf.Config) (steering, *inputError) {
 	st := steering{priority: normalPriority(cfg), cache: "auto"}
 	if v := h.Get(headerPriority); v != "" {
@@ -288,14 +303,8 @@ func (s *Server) postTask(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	cfg := s.rt.Config()
-	raw, ierr := readLimited(w, r, cfg.Server.MaxBodyBytes)
-	if ierr != nil {
-		ierr.write(w, writeError)
-		return
-	}
-	steer, ierr := readSteering(r.Header, cfg)
-	if ierr != nil {
-		ierr.write(w, writeError)
+	raw, steer, ok := readInput(w, r, cfg, writeError)
+	if !ok {
 		return
 	}
 	req, ierr := decodeTaskRequest(raw)
