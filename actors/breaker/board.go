@@ -98,9 +98,10 @@ func (l *lane) with(endpoint string, s *slot) *lane {
 // URL have two breakers). Concurrency contract: each entry is written only
 // by its breaker actor (Set, on its own goroutine: at start with the
 // restored state, and whenever its state, generation or OpenUntil
-// changes). Any number of goroutines read at once with Get, Route and Pick:
-// reads take no lock and do not allocate (an atomic load of the index, one
-// lookup of the upstream, and per endpoint a short scan and an atomic load).
+// changes). Any number of goroutines read at once with Get, Route, Pick and
+// Candidates: reads take no lock and do not allocate (an atomic load of the
+// index, one lookup of the upstream, and per endpoint a short scan and an
+// atomic load; Candidates appends to the slice it is given).
 // The index is copied on write when an endpoint is first set, which happens
 // once per breaker, at startup. A reader sees every entry either before or
 // after a Set, never half-written; entries of different endpoints may be
@@ -307,4 +308,36 @@ func (b *Board) pick(now time.Time, upstream string, endpoints []string, first i
 		return probeIdx, probeEntry, true, time.Time{}
 	}
 	return -1, nil, false, retryAt
+}
+
+// Candidates is Pick for a caller that leaves the choice among endpoints to
+// another component (the pool, by fewest calls in flight). It appends to
+// dst, in endpoint order, the Choice of every endpoint of upstream that
+// admits a call at now: closed (or without an entry), or due for a probe
+// (NeedProbe, granted only by the breaker actor as with Pick). The caller
+// tries the due ones first, so a recovered endpoint comes back while the
+// others still work, and leaves the rest to the pool. retryAt is the
+// earliest OpenUntil among the endpoints that admit no call (zero when all
+// do): with no candidate, when the next probe may go. Reads as Pick does;
+// it allocates only to grow dst.
+func (b *Board) Candidates(now time.Time, upstream string, endpoints []string, dst []Choice) (cands []Choice, retryAt time.Time) {
+	l := b.lane(upstream)
+	for i, ep := range endpoints {
+		c := Choice{Index: i, Endpoint: ep} // no entry: the zero Entry, closed
+		if s := l.slot(ep); s != nil {
+			if e := s.entry.Load(); e != nil {
+				c.Entry = *e
+			}
+		}
+		probe, ok := c.Entry.Admits(now)
+		if !ok {
+			if retryAt.IsZero() || c.Entry.OpenUntil.Before(retryAt) {
+				retryAt = c.Entry.OpenUntil
+			}
+			continue
+		}
+		c.NeedProbe = probe
+		dst = append(dst, c)
+	}
+	return dst, retryAt
 }

@@ -2,6 +2,7 @@ package breaker
 
 import (
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -148,6 +149,79 @@ func TestBoardPick(t *testing.T) {
 	}
 }
 
+func TestBoardCandidates(t *testing.T) {
+	const a, b, c = "http://a:1", "http://b:1", "http://c:1"
+	eps := []string{a, b, c}
+	closed := func(gen uint64) Entry { return Entry{State: Closed, Generation: gen} }
+	open := func(until time.Duration) Entry { return Entry{State: Open, Generation: 1, OpenUntil: t0.Add(until)} }
+	probing := func(until time.Duration) Entry {
+		return Entry{State: HalfOpen, Generation: 2, OpenUntil: t0.Add(until)}
+	}
+	halfOpen := Entry{State: HalfOpen, Generation: 2}
+	// want lists endpoint:generation, with "?" after a due probe.
+	cases := []struct {
+		name    string
+		board   map[string]Entry // missing: no entry
+		want    []string
+		retryAt time.Duration // -1: zero
+	}{
+		{name: "no entries: all, closed at generation 0", want: []string{"a:0", "b:0", "c:0"}, retryAt: -1},
+		{name: "all closed, in order", board: map[string]Entry{a: closed(3), b: closed(0), c: closed(7)}, want: []string{"a:3", "b:0", "c:7"}, retryAt: -1},
+		{name: "open ones left out, the earliest reopen kept", board: map[string]Entry{a: open(10 * s), b: closed(5), c: open(4 * s)}, want: []string{"b:5"}, retryAt: 4 * s},
+		{name: "due probes among the closed", board: map[string]Entry{a: closed(0), b: open(0), c: halfOpen}, want: []string{"a:0", "b:1?", "c:2?"}, retryAt: -1},
+		{name: "a probe out is not due", board: map[string]Entry{a: probing(7 * s), b: closed(1), c: probing(0)}, want: []string{"b:1", "c:2?"}, retryAt: 7 * s},
+		{name: "none admits: empty, earliest probe", board: map[string]Entry{a: open(30 * s), b: probing(7 * s), c: open(12 * s)}, retryAt: 7 * s},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			board := NewBoard()
+			for ep, e := range tc.board {
+				e.Upstream, e.Endpoint = "u", ep
+				board.Set(e)
+				board.Set(Entry{Upstream: "other", Endpoint: ep, State: Open, OpenUntil: t0.Add(time.Hour)}) // must not matter
+			}
+			prefix := []Choice{{Endpoint: "kept"}}
+			got, retryAt := board.Candidates(t0, "u", eps, prefix)
+			if len(got) == 0 || got[0].Endpoint != "kept" {
+				t.Fatalf("Candidates dropped what dst held: %+v", got)
+			}
+			var names []string
+			for _, ch := range got[1:] {
+				if eps[ch.Index] != ch.Endpoint || (ch.Entry.Endpoint != "" && ch.Entry.Endpoint != ch.Endpoint) {
+					t.Fatalf("choice %+v does not match its endpoint", ch)
+				}
+				n := fmt.Sprintf("%s:%d", ch.Endpoint[len("http://"):len("http://")+1], ch.Entry.Generation)
+				if ch.NeedProbe {
+					n += "?"
+				}
+				names = append(names, n)
+			}
+			if fmt.Sprint(names) != fmt.Sprint(tc.want) {
+				t.Errorf("candidates %v, want %v", names, tc.want)
+			}
+			want := time.Time{}
+			if tc.retryAt >= 0 {
+				want = t0.Add(tc.retryAt)
+			}
+			if !retryAt.Equal(want) {
+				t.Errorf("retryAt %v, want %v", retryAt, want)
+			}
+			// Pick agrees: it chooses among the candidates, and none means none.
+			ch, ok := board.Pick(t0, "u", eps, 0)
+			if ok != (len(tc.want) > 0) || (!ok && !ch.RetryAt.Equal(retryAt)) {
+				t.Errorf("Pick = %+v %v, candidates %v", ch, ok, names)
+			}
+			if ok && !slices.ContainsFunc(got[1:], func(c Choice) bool { return c.Endpoint == ch.Endpoint && c.NeedProbe == ch.NeedProbe }) {
+				t.Errorf("Pick chose %s (probe %v), not a candidate: %v", ch.Endpoint, ch.NeedProbe, names)
+			}
+		})
+	}
+	var none *Board
+	if got, retryAt := none.Candidates(t0, "u", eps, nil); len(got) != 3 || !retryAt.IsZero() {
+		t.Fatalf("nil board: %+v %v, want every endpoint, closed", got, retryAt)
+	}
+}
+
 // TestBoardConcurrent: each writer owns its endpoints and keeps updating
 // them while readers Get and Pick; run with -race. Every entry a reader sees
 // is whole (its fields were set together) and, per endpoint, generations
@@ -228,10 +302,12 @@ func TestBoardConcurrent(t *testing.T) {
 func TestBoardReadsDoNotAllocate(t *testing.T) {
 	board, eps := benchBoard()
 	now := t0.Add(5 * s)
+	dst := make([]Choice, 0, len(eps))
 	if n := testing.AllocsPerRun(100, func() {
 		board.Route(now, "u", eps)
 		board.Pick(now, "u", eps, 2)
 		board.Get("u", eps[1])
+		board.Candidates(now, "u", eps, dst[:0])
 	}); n != 0 {
 		t.Fatalf("%v allocations per read", n)
 	}

@@ -2,6 +2,8 @@ package router
 
 import (
 	"fmt"
+	"io"
+	"sync"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -10,10 +12,15 @@ import (
 
 	"github.com/deer-runtime/deer/actors/admin"
 	"github.com/deer-runtime/deer/actors/breaker"
+	"github.com/deer-runtime/deer/actors/cache"
 	"github.com/deer-runtime/deer/actors/limiter"
 	"github.com/deer-runtime/deer/actors/pool"
+	"github.com/deer-runtime/deer/actors/worker"
 	"github.com/deer-runtime/deer/conf"
 	"github.com/deer-runtime/deer/internal/clock"
+	"github.com/deer-runtime/deer/internal/fanout"
+	"github.com/deer-runtime/deer/internal/metricname"
+	"github.com/deer-runtime/deer/internal/taskid"
 	"github.com/deer-runtime/deer/messages"
 	"github.com/deer-runtime/deer/supervisor"
 )
@@ -39,17 +46,23 @@ type Deps struct {
 	// Lanes are the pools' connection leases lent ahead of demand, per
 	// upstream; a worker takes one without a message when there is one.
 	Lanes map[string]*pool.Lane
+	// Front is cache/l1's store, read at admission without a message; nil
+	// leaves L1 out (lookups start at cache/l2).
+	Front *cache.Front
 }
 
 // maxPingTimeout bounds how long a health-check ping waits for its answer.
 const maxPingTimeout = 5 * time.Second
 
-// Router is the WorkerRouter actor.
+// Router is the WorkerRouter actor: the shell around its Book. It owns the
+// worker actors (spawning, health checks, replacement) and performs what
+// the book decides.
 type Router struct {
-	d       Deps
-	log     zerolog.Logger
-	cfg     *conf.Config
-	workers workerSet
+	d    Deps
+	log  zerolog.Logger
+	cfg  *conf.Config
+	book *Book
+	link *link
 
 	system *actor.ActorSystem
 	self   *actor.PID
@@ -62,43 +75,39 @@ type Router struct {
 	// then stops the workers, and those terminations must not be replaced.
 	stopping bool
 
-	watchdog    clock.Timer // fires at watchdogDue, the earliest overdue time of a running task
-	watchdogDue time.Time
+	watchdog   clock.Timer // fires at the book's watchdogDue
+	drainTimer clock.Timer
 
 	workersGauge  *metrics.Gauge
 	queueGauge    *metrics.Gauge
 	replacedCount *metrics.Counter
+	coalesced     *metrics.Counter
 	metrics       taskMetrics
-	useSeq        uint64 // orders worker use, for least-recently-used dispatch
-
-	*book // task state: survives a restart of the router
 }
 
-// book is the router's task state. It lives outside the actor instance so
-// that a restarted router still knows every task it accepted: tasks that
-// were running on its (stopped) workers go back to the queue.
-type book struct {
-	tasks       map[string]*entry
-	queue       *queue
-	results     map[string]finished // async and idempotent results, by task id
-	idemRunning map[string]string   // idempotency key → running task id
-	idemDone    map[string]finished // idempotency key → first result
-
-	draining        bool
-	drainWaiters    []*actor.PID
-	drainTimer      clock.Timer
-	drainedFinished int
-	abandoned       int
+// link is where shared streams report their end: the router's PID, which
+// a restart keeps. Set on Started; read by fan-out goroutines.
+type link struct {
+	mu     sync.Mutex
+	system *actor.ActorSystem
+	self   *actor.PID
 }
 
-func newBook(levels int) *book {
-	return &book{
-		tasks:       map[string]*entry{},
-		queue:       newQueue(levels, agingInterval),
-		results:     map[string]finished{},
-		idemRunning: map[string]string{},
-		idemDone:    map[string]finished{},
-	}
+func (l *link) set(system *actor.ActorSystem, self *actor.PID) {
+	l.mu.Lock()
+	l.system, l.self = system, self
+	l.mu.Unlock()
+}
+
+// share fans src out to a flight's callers; its end comes back to the
+// router as a StreamEnded message.
+func (l *link) share(src io.ReadCloser, seq uint64) Shared {
+	return fanout.New(src, func(complete bool, data []byte, chunks []int) {
+		l.mu.Lock()
+		system, self := l.system, l.self
+		l.mu.Unlock()
+		system.Root.Send(self, &StreamEnded{Seq: seq, Complete: complete, Data: data, Chunks: chunks})
+	})
 }
 
 var _ actor.Actor = (*Router)(nil)
@@ -107,79 +116,90 @@ var _ actor.Actor = (*Router)(nil)
 type healthTick struct{ gen uint64 }
 
 // Props builds the router; its children (the workers) are supervised by
-// d.Strategy.
+// d.Strategy. The book is made here, once: it survives router restarts.
 func Props(d Deps) *actor.Props {
-	b := newBook(d.Live.Load().ParallelExecution.PriorityLevels)
-	return actor.PropsFromProducer(func() actor.Actor { return newRouter(d, b) }, actor.WithSupervisor(d.Strategy))
+	l := &link{}
+	env := Env{Share: l.share, NewID: taskid.New}
+	if d.Front != nil {
+		env.L1 = d.Front
+	}
+	b := NewBook(d.Live.Load(), env)
+	return actor.PropsFromProducer(func() actor.Actor { return newRouter(d, b, l) }, actor.WithSupervisor(d.Strategy))
 }
 
-func newRouter(d Deps, b *book) *Router {
+func newRouter(d Deps, b *Book, l *link) *Router {
 	return &Router{
 		book:          b,
+		link:          l,
 		metrics:       newTaskMetrics(d.Metrics),
 		d:             d,
 		log:           d.Log.With().Str("actor", d.Name).Logger(),
 		workersGauge:  d.Metrics.GetOrCreateGauge("deer_workers", nil),
 		queueGauge:    d.Metrics.GetOrCreateGauge("deer_queue_size", nil),
 		replacedCount: d.Metrics.GetOrCreateCounter("deer_workers_replaced_total"),
+		coalesced:     d.Metrics.GetOrCreateCounter("deer_coalesced_total"),
 	}
 }
 
-// Receive handles one message.
+// Receive handles one message: the book decides, perform carries it out.
 func (r *Router) Receive(ctx actor.Context) {
+	now := r.d.Clock.Now()
 	switch msg := ctx.Message().(type) {
-	case *actor.Started:
-		r.system, r.self = ctx.ActorSystem(), ctx.Self()
-		r.cfg = r.d.Live.Load()
-		// A restarted router starts with no children: the library stopped
-		// them. Forget the previous life's workers before spawning anew.
-		r.workers = workerSet{}
-		for _, e := range r.d.Registry.Entries() {
-			if e.Group == r.d.Name {
-				r.d.Registry.Unregister(e.Name)
-			}
+	case *messages.SubmitTask:
+		replyTo := msg.ReplyTo
+		if replyTo == nil {
+			replyTo = ctx.Sender()
 		}
-		r.resize(ctx, r.cfg.ParallelExecution.MaxWorkers)
-		r.scheduleHealthCheck()
-		r.recoverTasks(ctx)
+		r.perform(ctx, r.book.Submit(now, msg, replyTo))
+	case *worker.Finished:
+		r.perform(ctx, r.book.Finished(now, msg, r.book.workers.byPID(msg.Worker)))
+	case *worker.Idle:
+		r.perform(ctx, r.book.WorkerIdle(now, r.book.workers.byPID(msg.Worker), msg.ID))
+	case *messages.CacheLookedUp:
+		r.perform(ctx, r.book.CacheLookedUp(now, msg))
+	case *messages.BatchReady:
+		r.perform(ctx, r.book.BatchReady(now, msg))
+	case *messages.BatchRejected:
+		r.perform(ctx, r.book.BatchRejected(now, msg))
+	case *messages.BatchAccepted:
+	case *StreamEnded:
+		r.perform(ctx, r.book.StreamEnded(now, msg))
+	case *messages.CancelTask:
+		fx, res := r.book.Cancel(now, msg.ID)
+		r.perform(ctx, fx)
+		admin.Respond(ctx, res)
+	case *messages.TaskStatusQuery:
+		admin.Respond(ctx, r.book.Status(now, msg.ID))
+	case *watchdogFired:
+		r.watchdog = nil
+		r.perform(ctx, r.book.Watchdog(now, msg.due))
+	case *messages.DeliveryFailed:
+		r.perform(ctx, r.book.DeliveryFailed(now, msg))
+	case *messages.DrainTasks:
+		r.drain(ctx, msg)
+	case *drainDeadline:
+		r.perform(ctx, r.book.DrainExpired(now))
+	case *healthTick:
+		if msg.gen == r.healthGen {
+			r.checkWorkers(ctx)
+			r.book.Prune(now)
+			r.scheduleHealthCheck()
+		}
+	case *actor.Started:
+		r.started(ctx)
 	case *actor.Restarting:
 		// Restarts pending from the workers' previous life must not hit the
 		// new ones.
 		r.stopping = true
-		r.stopHealthCheck()
+		r.stopTimers()
 		r.d.Strategy.Reset()
 	case *actor.Stopping:
 		r.stopping = true
-		r.stopHealthCheck()
+		r.stopTimers()
 		r.d.Strategy.Stop()
 	case *actor.Stopped:
 	case *actor.Terminated:
 		r.workerTerminated(ctx, msg.Who)
-	case *messages.SubmitTask:
-		r.submit(ctx, msg)
-	case *taskFinished:
-		r.taskFinished(ctx, msg)
-	case *workerIdle:
-		r.workerIdle(ctx, msg)
-	case *messages.CancelTask:
-		res := r.cancel(ctx, msg.ID)
-		admin.Respond(ctx, res)
-	case *messages.TaskStatusQuery:
-		admin.Respond(ctx, r.taskStatus(msg.ID))
-	case *watchdogFired:
-		r.watchdogFired(ctx, msg)
-	case *messages.DeliveryFailed:
-		r.deliveryFailed(ctx, msg)
-	case *messages.DrainTasks:
-		r.drain(ctx, msg)
-	case *drainDeadline:
-		r.drainExpired(ctx)
-	case *healthTick:
-		if msg.gen == r.healthGen {
-			r.checkWorkers(ctx)
-			r.prune()
-			r.scheduleHealthCheck()
-		}
 	case *messages.ApplyConfig:
 		r.apply(ctx, msg.Config)
 		admin.Respond(ctx, &messages.ConfigApplied{Actor: r.d.Name})
@@ -194,61 +214,218 @@ func (r *Router) Receive(ctx actor.Context) {
 	}
 }
 
+// started spawns the workers; a restarted router first forgets the
+// previous life's workers (the library stopped them) and puts their tasks
+// back in the queue.
+func (r *Router) started(ctx actor.Context) {
+	r.system, r.self = ctx.ActorSystem(), ctx.Self()
+	r.link.set(r.system, r.self)
+	r.cfg = r.d.Live.Load()
+	now := r.d.Clock.Now()
+	fx := r.book.Restarted(now)
+	for _, e := range r.d.Registry.Entries() {
+		if e.Group == r.d.Name {
+			r.d.Registry.Unregister(e.Name)
+		}
+	}
+	r.resize(ctx, r.cfg.ParallelExecution.MaxWorkers)
+	r.scheduleHealthCheck()
+	r.perform(ctx, append(fx, r.book.Configure(now, r.cfg)...))
+}
+
+// perform carries out the book's effects, in order.
+func (r *Router) perform(ctx actor.Context, fx []Effect) {
+	for _, e := range fx {
+		switch e := e.(type) {
+		case Answer:
+			if e.To != nil {
+				ctx.Send(e.To, e.Result)
+			}
+		case Accepted:
+			ctx.Send(e.To, &messages.TaskAccepted{ID: e.ID})
+		case Done:
+			r.done(e.Task, e.Result)
+		case Run:
+			ctx.Request(e.Worker.pid, &worker.Run{Task: e.Task, Timeout: e.Timeout})
+		case CancelRun:
+			ctx.Send(e.Worker.pid, &worker.Cancel{ID: e.ID})
+		case ReplaceWorker:
+			r.log.Warn().Str("worker", e.Worker.name).Msg("worker " + e.Why + "; replacing it")
+			r.replace(ctx, e.Worker)
+		case Requeued:
+			r.log.Warn().Str("task", e.ID).Int("crashes", e.Crashes).Str("why", e.Why).Msg("re-dispatching the task of a lost worker")
+		case ArmWatchdog:
+			r.armWatchdog(e.At)
+		case LookupCache:
+			r.lookup(ctx, e)
+		case StoreCache:
+			r.store(ctx, e)
+		case EnqueueBatch:
+			r.enqueueBatch(ctx, e)
+		case CloseStream:
+			e.Stream.Close()
+		case Drained:
+			if r.drainTimer != nil {
+				r.drainTimer.Stop()
+				r.drainTimer = nil
+			}
+			for _, to := range e.To {
+				ctx.Send(to, &messages.TasksDrained{Finished: e.Finished, Abandoned: e.Abandoned})
+			}
+		}
+	}
+	r.queueGauge.Set(float64(r.book.queue.len()))
+	r.metrics.inFlight.Set(float64(r.book.Len()))
+}
+
+// lookup asks cache/l2 (then l3) in one exchange; without an L2 it is a
+// miss at once.
+func (r *Router) lookup(ctx actor.Context, e LookupCache) {
+	pid, ok := r.d.Registry.PID("cache/" + messages.TierL2)
+	if !ok {
+		r.perform(ctx, r.book.CacheLookedUp(r.d.Clock.Now(), &messages.CacheLookedUp{Ref: e.Ref, Key: e.Key}))
+		return
+	}
+	ctx.Send(pid, &messages.CacheLookup{Ref: e.Ref, Key: e.Key, ReplyTo: r.self})
+}
+
+// store writes an answer to L1 (the hot tier) and L3 (so it survives a
+// restart), fire-and-forget: the task was answered already.
+func (r *Router) store(ctx actor.Context, e StoreCache) {
+	value := cache.EncodeAnswer(e.Answer)
+	for _, tier := range []string{messages.TierL1, messages.TierL3} {
+		if pid, ok := r.d.Registry.PID("cache/" + tier); ok {
+			ctx.Send(pid, &messages.CachePut{Key: e.Key, Value: value, TTL: e.TTL.Seconds()})
+		}
+	}
+}
+
+// enqueueBatch hands an embedding call to batch/U; without one the call
+// goes alone.
+func (r *Router) enqueueBatch(ctx actor.Context, e EnqueueBatch) {
+	pid, ok := r.d.Registry.PID("batch/" + e.Upstream)
+	if !ok {
+		r.perform(ctx, r.book.BatchRejected(r.d.Clock.Now(), &messages.BatchRejected{ID: e.Ref, Reason: "disabled"}))
+		return
+	}
+	ctx.Send(pid, &messages.EnqueueBatchItem{ID: e.Ref, Model: e.Model, Options: e.Options, Inputs: e.Inputs,
+		Priority: e.Priority, Payload: e.Payload, ReplyTo: r.self})
+}
+
+// done counts a task's outcome and writes its log line.
+func (r *Router) done(t *messages.Task, res *messages.TaskResult) {
+	outcome := res.Status
+	if res.Err != nil {
+		outcome = res.Err.Code
+	}
+	r.metrics.finished(t.Upstream, outcome)
+	r.metrics.duration.Update(res.Latency.Seconds())
+	if overhead := res.Latency - res.Upstream; overhead >= 0 && res.Upstream > 0 {
+		r.metrics.overhead.Update(overhead.Seconds())
+	}
+	if res.Cache == messages.CacheCoalesced {
+		r.coalesced.Inc()
+	}
+	r.logTask(t, res)
+}
+
+// logTask writes the task's line (times in milliseconds, zerolog's unit for
+// durations).
+func (r *Router) logTask(t *messages.Task, res *messages.TaskResult) {
+	mon := r.cfg.Monitoring
+	slow := res.Latency > time.Duration(mon.SlowRequestThreshold*float64(time.Second))
+	if !mon.DetailedLogging && !slow {
+		return
+	}
+	ev := r.log.Info()
+	if slow {
+		ev = r.log.Warn()
+		r.d.Metrics.GetOrCreateCounter("deer_slow_tasks_total" + metricname.Labels("upstream", t.Upstream)).Inc()
+	}
+	ev = ev.Str("task", t.ID).Str("upstream", t.Upstream).Int("priority", t.Priority).
+		Str("status", res.Status).Int("upstream_status", res.UpstreamStatus).Int("attempts", res.Attempts).
+		Str("cache", res.Cache).Dur("queue_ms", res.Queue).Dur("upstream_ms", res.Upstream).Dur("latency_ms", res.Latency)
+	if res.Err != nil {
+		ev = ev.Str("error", res.Err.Code)
+	}
+	if slow {
+		ev.Msg("slow task")
+	} else {
+		ev.Msg("task")
+	}
+}
+
+// armWatchdog sets the router's one watchdog timer to fire at due: a single
+// timer for every entry, at the earliest of their due times.
+func (r *Router) armWatchdog(due time.Time) {
+	if r.watchdog != nil {
+		r.watchdog.Stop()
+	}
+	system, self := r.system, r.self
+	r.watchdog = r.d.Clock.AfterFunc(due.Sub(r.d.Clock.Now()), func() {
+		system.Root.Send(self, &watchdogFired{due: due})
+	})
+}
+
+// drain stops admission; at the deadline what is left is answered
+// shutting_down.
+func (r *Router) drain(ctx actor.Context, msg *messages.DrainTasks) {
+	now := r.d.Clock.Now()
+	if r.drainTimer == nil {
+		system, self := r.system, r.self
+		r.drainTimer = r.d.Clock.AfterFunc(max(msg.Deadline.Sub(now), 0), func() {
+			system.Root.Send(self, &drainDeadline{})
+		})
+	}
+	r.perform(ctx, r.book.Drain(now, ctx.Sender()))
+}
+
 func (r *Router) apply(ctx actor.Context, cfg *conf.Config) {
 	old := r.cfg
 	r.cfg = cfg
-	if n := cfg.ParallelExecution.MaxWorkers; n != len(r.workers.slots) {
-		r.log.Info().Int("from", len(r.workers.slots)).Int("to", n).Msg("resizing worker set")
+	if n := cfg.ParallelExecution.MaxWorkers; n != len(r.book.workers.slots) {
+		r.log.Info().Int("from", len(r.book.workers.slots)).Int("to", n).Msg("resizing worker set")
 		r.resize(ctx, n)
 	}
 	if cfg.ParallelExecution.HealthCheckInterval != old.ParallelExecution.HealthCheckInterval {
 		r.scheduleHealthCheck()
 	}
-	r.queue.resize(cfg.ParallelExecution.PriorityLevels)
-	r.dispatch(ctx) // more workers may take queued tasks now
-}
-
-// recoverTasks puts back the tasks a previous incarnation had running: its
-// workers were stopped with it.
-func (r *Router) recoverTasks(ctx actor.Context) {
-	for id, e := range r.tasks {
-		if e.state == messages.TaskRunning {
-			e.state, e.slot = messages.TaskQueued, nil
-			r.queue.pushFront(&item{id: id, level: r.level(e.task), enqueued: e.accepted})
-		}
-	}
-	r.dispatch(ctx)
+	r.perform(ctx, r.book.Configure(r.d.Clock.Now(), cfg))
 }
 
 // resize spawns or retires workers until there are n.
 func (r *Router) resize(ctx actor.Context, n int) {
-	for _, s := range r.workers.grow(n) {
+	for _, s := range r.book.workers.grow(n) {
 		r.spawn(ctx, s)
 	}
-	for _, s := range r.workers.shrink(n) {
+	retired, fx := r.book.Retire(r.d.Clock.Now(), n)
+	for _, s := range retired {
 		r.d.Registry.Unregister(s.name)
 		if s.busy {
-			// Its task goes back to the queue and runs on a remaining worker.
-			r.taskLost(ctx, s.task, "its worker was retired by a smaller max_workers")
 			r.d.Strategy.Forget(s.pid)
 		}
 		ctx.Stop(s.pid)
 	}
-	r.workersGauge.Set(float64(len(r.workers.slots)))
+	r.workersGauge.Set(float64(len(r.book.workers.slots)))
+	r.perform(ctx, fx)
 }
 
 func (r *Router) spawn(ctx actor.Context, s *slot) {
-	pid, err := ctx.SpawnNamed(workerProps(s.name, r.d), s.pidName())
+	props := worker.Props(worker.Deps{
+		Name: s.name, Live: r.d.Live, Clock: r.d.Clock, Log: r.d.Log, Registry: r.d.Registry,
+		Board: r.d.Board, Reservoirs: r.d.Reservoirs, Lanes: r.d.Lanes, Dispatcher: r.d.Dispatcher,
+	})
+	pid, err := ctx.SpawnNamed(props, s.pidName())
 	if err != nil {
 		// The name is still held by a process that has not finished stopping:
 		// take the next incarnation name.
 		s.gen++
-		pid, err = ctx.SpawnNamed(workerProps(s.name, r.d), s.pidName())
+		pid, err = ctx.SpawnNamed(props, s.pidName())
 		if err != nil {
 			panic(fmt.Sprintf("router: spawn %s: %v", s.name, err))
 		}
 	}
-	r.workers.setPID(s, pid)
+	r.book.workers.setPID(s, pid)
 	s.pinging, s.busy, s.task = false, false, ""
 	r.d.Registry.Register(s.name, r.d.Name, pid)
 }
@@ -258,7 +435,7 @@ func (r *Router) spawn(ctx actor.Context, s *slot) {
 // in the set and are ignored.
 func (r *Router) workerTerminated(ctx actor.Context, who *actor.PID) {
 	r.d.Strategy.Forget(who)
-	s := r.workers.byPID(who)
+	s := r.book.workers.byPID(who)
 	if s == nil || r.stopping {
 		return
 	}
@@ -266,9 +443,10 @@ func (r *Router) workerTerminated(ctx actor.Context, who *actor.PID) {
 	task := s.task
 	r.replace(ctx, s)
 	if task != "" {
-		r.taskLost(ctx, task, "its worker stopped")
+		r.perform(ctx, r.book.WorkerLost(r.d.Clock.Now(), task, "its worker stopped"))
+		return
 	}
-	r.dispatch(ctx)
+	r.perform(ctx, r.book.Configure(r.d.Clock.Now(), r.cfg))
 }
 
 func (r *Router) replace(ctx actor.Context, s *slot) {
@@ -284,7 +462,7 @@ func (r *Router) replace(ctx actor.Context, s *slot) {
 // being pinged; one that does not answer within the timeout is replaced.
 func (r *Router) checkWorkers(ctx actor.Context) {
 	timeout := min(conf.Seconds(r.cfg.ParallelExecution.HealthCheckInterval), maxPingTimeout)
-	for _, s := range r.workers.slots {
+	for _, s := range r.book.workers.slots {
 		if s.pinging || s.busy {
 			continue
 		}
@@ -309,7 +487,9 @@ func (r *Router) checkWorkers(ctx actor.Context) {
 }
 
 func (r *Router) scheduleHealthCheck() {
-	r.stopHealthCheck()
+	if r.healthTimer != nil {
+		r.healthTimer.Stop()
+	}
 	r.healthGen++
 	gen, system, self := r.healthGen, r.system, r.self
 	r.healthTimer = r.d.Clock.AfterFunc(conf.Seconds(r.cfg.ParallelExecution.HealthCheckInterval), func() {
@@ -317,10 +497,16 @@ func (r *Router) scheduleHealthCheck() {
 	})
 }
 
-func (r *Router) stopHealthCheck() {
+// stopTimers stops the health check and the watchdog; the book keeps what
+// is due, and a restarted router arms the watchdog again.
+func (r *Router) stopTimers() {
 	if r.healthTimer != nil {
 		r.healthTimer.Stop()
 		r.healthTimer = nil
+	}
+	if r.watchdog != nil {
+		r.watchdog.Stop()
+		r.watchdog = nil
 	}
 }
 
@@ -331,14 +517,16 @@ func (r *Router) stats() *messages.RouterStats {
 		levels, lb = 1, false // plain FIFO pool
 	}
 	return &messages.RouterStats{
-		Workers:        len(r.workers.slots),
-		ActiveTasks:    r.workers.busy(),
-		Queued:         r.queue.len(),
+		Workers:        len(r.book.workers.slots),
+		ActiveTasks:    r.book.workers.busy(),
+		Queued:         r.book.queue.len(),
 		QueueCapacity:  pe.QueueSize,
 		PriorityLevels: levels,
 		LoadBalancing:  lb,
 		Replaced:       r.replaced,
-		Draining:       r.draining,
+		Draining:       r.book.draining,
+		Coalesced:      r.book.coalesced,
+		Flights:        len(r.book.flights),
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/deer-runtime/deer/internal/leaktest"
 	"github.com/rs/zerolog"
 
+	"github.com/deer-runtime/deer/actors/worker"
 	"github.com/deer-runtime/deer/conf"
 	"github.com/deer-runtime/deer/internal/clock"
 	"github.com/deer-runtime/deer/messages"
@@ -158,7 +159,7 @@ func TestHealthCheckReplacesAWorkerThatStoppedAnswering(t *testing.T) {
 	stuck, _ := f.reg.PID("worker/2")
 	release := make(chan struct{})
 	defer close(release)
-	f.system.Root.Send(stuck, &hang{release: release})
+	f.system.Root.Send(stuck, &worker.Hang{Release: release})
 
 	waitFor(t, func() bool { return len(f.clk.Pending()) > 0 }, "the health check timer")
 	f.clk.Advance(100 * time.Millisecond)

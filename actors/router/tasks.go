@@ -1,14 +1,9 @@
 package router
 
 import (
-	"crypto/rand"
-	"encoding/hex"
-	"strconv"
-	"sync/atomic"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
-	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/deer-runtime/deer/conf"
 	"github.com/deer-runtime/deer/internal/metricname"
@@ -29,46 +24,14 @@ const (
 	watchdogGrace = time.Second
 )
 
-var (
-	idPrefix  = newIDPrefix()
-	idCounter atomic.Uint64
-)
-
-func newIDPrefix() string {
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
-// NewTaskID returns a task id unique to this process (a random prefix per
-// process and a counter).
-func NewTaskID() string {
-	return "task_" + idPrefix + strconv.FormatUint(idCounter.Add(1), 36)
-}
-
-// entry is a task the router has accepted and not yet answered.
-type entry struct {
-	task     *messages.Task
-	replyTo  *actor.PID
-	async    bool
-	idemKey  string
-	state    string // messages.TaskQueued or TaskRunning
-	slot     *slot
-	accepted time.Time
-	started  time.Time
-	crashes  int
-	overdue  time.Time    // when the router gives up on the running task's worker
-	waiters  []*actor.PID // idempotent repeats waiting for this task's result
-}
-
 // finished is a result kept for GET /v1/tasks/{id} or an Idempotency-Key.
 type finished struct {
 	result  *messages.TaskResult
 	expires time.Time
 }
 
-// watchdogFired is the router's timer message: some running task may be
-// past its overdue time.
+// watchdogFired is the router's timer message: some entry may be past its
+// due time.
 type watchdogFired struct {
 	due time.Time
 }

@@ -1,4 +1,4 @@
-package router
+package worker
 
 import (
 	"context"
@@ -19,21 +19,65 @@ import (
 	"github.com/deer-runtime/deer/supervisor"
 )
 
-// Worker executes one task at a time; max_workers of them bound the
-// concurrency. The upstream call runs on a goroutine the worker owns, so the
-// worker keeps answering health checks and cancellations while it waits.
-type Worker struct {
-	name  string
-	log   zerolog.Logger
-	live  *conf.Live
-	reg   *supervisor.Registry
-	clock clock.Clock
+// Deps is what worker/N is built from.
+type Deps struct {
+	Name     string // SPEC name, "worker/N"
+	Live     *conf.Live
+	Clock    clock.Clock
+	Log      zerolog.Logger
+	Registry *supervisor.Registry // finds pool/U, limiter/U and breaker/U/E
+	// Board is the breakers' shared view, read on every attempt; nil leaves
+	// breakers off the task path.
+	Board *breaker.Board
+	// Reservoirs are the limiters' tokens granted ahead of demand, per
+	// upstream; the worker takes one without a message when there is one.
+	Reservoirs map[string]*limiter.Reservoir
+	// Lanes are the pools' connection leases lent ahead of demand, per
+	// upstream; the worker takes one without a message when there is one.
+	Lanes map[string]*pool.Lane
+	// Dispatcher runs the worker's mailbox; nil means protoactor's default.
+	Dispatcher actor.Dispatcher
+}
 
-	board      *breaker.Board
-	endpoints  map[string][]string // upstream → its endpoint URLs, filled with breakers
-	reservoirs map[string]*limiter.Reservoir
-	lanes      map[string]*pool.Lane
-	breakers   map[string]map[string]*actor.PID // upstream → endpoint → breaker
+// Run is the router's order to execute a task. The router sends it with
+// Request, so a task that keeps crashing the worker comes back to it as
+// DeliveryFailed.
+type Run struct {
+	Task    *messages.Task
+	Timeout time.Duration // the task's end, from when the worker takes it
+}
+
+// Cancel stops the call of task ID, if the worker is running it.
+type Cancel struct{ ID string }
+
+// Finished reports a task's result to the router. Idle says whether the
+// worker is free again (false for a stream still being read: Idle follows).
+type Finished struct {
+	ID     string
+	Worker *actor.PID
+	Result *messages.TaskResult
+	Idle   bool
+}
+
+// Idle reports that a streamed task's body was closed: the worker is free.
+type Idle struct {
+	ID     string
+	Worker *actor.PID
+}
+
+// Hang blocks the worker until Release is closed: tests use it to make a
+// worker stop answering, as a wedged actor would.
+type Hang struct{ Release <-chan struct{} }
+
+// Worker executes one task at a time. The upstream call runs on a goroutine
+// the worker owns, so the worker keeps answering health checks and
+// cancellations while it waits.
+type Worker struct {
+	d   Deps
+	log zerolog.Logger
+
+	endpoints map[string][]string              // upstream → its endpoint URLs, filled with breakers
+	breakers  map[string]map[string]*actor.PID // upstream → endpoint → breaker
 
 	current string             // id of the task being executed, "" when idle
 	cancel  context.CancelFunc // cancels the current task's call
@@ -43,6 +87,8 @@ type Worker struct {
 	jobs chan job
 }
 
+var _ actor.Actor = (*Worker)(nil)
+
 // job is one call for the executor goroutine.
 type job struct {
 	call   *call
@@ -50,44 +96,14 @@ type job struct {
 	cancel context.CancelFunc
 }
 
-var _ actor.Actor = (*Worker)(nil)
-
-// runTask is the router's order to execute a task (sent with Request, so a
-// task that keeps crashing the worker comes back as DeliveryFailed).
-type runTask struct {
-	task    *messages.Task
-	timeout time.Duration
-}
-
-// cancelRun stops the call of task id, if the worker is running it.
-type cancelRun struct{ id string }
-
-// taskFinished reports a task's result to the router. idle says whether the
-// worker is free again (false for a stream still being read).
-type taskFinished struct {
-	id     string
-	worker *actor.PID
-	result *messages.TaskResult
-	idle   bool
-}
-
-// workerIdle reports that a streamed task's body was closed.
-type workerIdle struct {
-	id     string
-	worker *actor.PID
-}
-
-// hang blocks the worker until release is closed: tests use it to make a
-// worker stop answering, as a wedged actor would.
-type hang struct{ release <-chan struct{} }
-
-func workerProps(name string, d Deps) *actor.Props {
+// Props builds worker/N (d.Name).
+func Props(d Deps) *actor.Props {
 	var opts []actor.PropsOption
 	if d.Dispatcher != nil {
 		opts = append(opts, actor.WithDispatcher(d.Dispatcher))
 	}
 	return actor.PropsFromProducer(func() actor.Actor {
-		return &Worker{name: name, log: d.Log.With().Str("actor", name).Logger(), live: d.Live, reg: d.Registry, clock: d.Clock, board: d.Board, reservoirs: d.Reservoirs, lanes: d.Lanes}
+		return &Worker{d: d, log: d.Log.With().Str("actor", d.Name).Logger()}
 	}, opts...)
 }
 
@@ -105,34 +121,34 @@ func (w *Worker) Receive(ctx actor.Context) {
 			w.cancel()
 		}
 		close(w.jobs)
-	case *runTask:
+	case *Run:
 		w.run(ctx, msg)
-	case *cancelRun:
-		if msg.id == w.current && w.cancel != nil {
+	case *Cancel:
+		if msg.ID == w.current && w.cancel != nil {
 			w.cancel()
 		}
 	case *messages.Ping:
-		admin.Respond(ctx, &messages.Pong{Actor: w.name, Seq: msg.Seq})
+		admin.Respond(ctx, &messages.Pong{Actor: w.d.Name, Seq: msg.Seq})
 	case *messages.StatusQuery:
-		admin.Respond(ctx, &messages.StatusReport{Actor: w.name, State: messages.StateHealthy})
+		admin.Respond(ctx, &messages.StatusReport{Actor: w.d.Name, State: messages.StateHealthy})
 	case *messages.StatsQuery:
 		// The router reports the worker set as a whole.
-		admin.Respond(ctx, &messages.StatsReport{Actor: w.name})
+		admin.Respond(ctx, &messages.StatsReport{Actor: w.d.Name})
 	case *messages.ApplyConfig:
-		admin.Respond(ctx, &messages.ConfigApplied{Actor: w.name})
-	case *hang:
-		<-msg.release
+		admin.Respond(ctx, &messages.ConfigApplied{Actor: w.d.Name})
+	case *Hang:
+		<-msg.Release
 	default:
 		w.log.Debug().Type("type", msg).Msg("unknown message")
 	}
 }
 
-func (w *Worker) run(ctx actor.Context, msg *runTask) {
-	cfg := w.live.Load()
-	t := msg.task
+func (w *Worker) run(ctx actor.Context, msg *Run) {
+	cfg := w.d.Live.Load()
+	t := msg.Task
 	up := cfg.Upstreams[t.Upstream]
-	poolPID, _ := w.reg.PID("pool/" + t.Upstream)
-	limiterPID, _ := w.reg.PID("limiter/" + t.Upstream)
+	poolPID, _ := w.d.Registry.PID("pool/" + t.Upstream)
+	limiterPID, _ := w.d.Registry.PID("limiter/" + t.Upstream)
 	// No timer for the task itself: each attempt's deadline includes the
 	// task's end (see call.attempt).
 	runCtx, cancel := context.WithCancel(context.Background())
@@ -142,19 +158,19 @@ func (w *Worker) run(ctx actor.Context, msg *runTask) {
 		router:    ctx.Parent(),
 		worker:    ctx.Self(),
 		pool:      poolPID,
-		lane:      w.lanes[t.Upstream],
+		lane:      w.d.Lanes[t.Upstream],
 		limiter:   limiterPID,
-		tokens:    w.reservoirs[t.Upstream],
+		tokens:    w.d.Reservoirs[t.Upstream],
 		breakers:  w.breakersOf(t.Upstream, up),
 		endpoints: w.endpoints[t.Upstream],
-		board:     w.board,
+		board:     w.d.Board,
 		up:        up,
 		cfg:       cfg,
 		schedule:  retry.ScheduleFrom(cfg.ErrorRecovery),
 		task:      t,
-		deadline:  time.Now().Add(msg.timeout),
-		now:       w.clock.Now,
-		clock:     w.clock,
+		deadline:  time.Now().Add(msg.Timeout),
+		now:       w.d.Clock.Now,
+		clock:     w.d.Clock,
 	}
 	select {
 	case w.jobs <- job{call: c, ctx: runCtx, cancel: cancel}:
@@ -163,19 +179,7 @@ func (w *Worker) run(ctx actor.Context, msg *runTask) {
 		// means its bookkeeping is wrong. Crash so supervision sees it (the
 		// task is redelivered).
 		cancel()
-		panic("worker " + w.name + " got a task while its executor is busy")
-	}
-}
-
-// drainStale drops answers left over from an earlier call's abandoned
-// requests; the new call's requests have new ids anyway.
-func drainStale(box *reply.Box) {
-	for {
-		select {
-		case <-box.C():
-		default:
-			return
-		}
+		panic("worker " + w.d.Name + " got a task while its executor is busy")
 	}
 }
 
@@ -189,7 +193,7 @@ func (w *Worker) breakersOf(name string, up conf.Upstream) map[string]*actor.PID
 	eps := up.EndpointURLs()
 	m := make(map[string]*actor.PID, len(eps))
 	for i, ep := range eps {
-		if pid, ok := w.reg.PID(breaker.ActorName(name, eps, i)); ok {
+		if pid, ok := w.d.Registry.PID(breaker.ActorName(name, eps, i)); ok {
 			m[ep] = pid
 		}
 	}
@@ -209,5 +213,17 @@ func executor(jobs <-chan job, box *reply.Box) {
 		drainStale(box)
 		j.call.box = box
 		j.call.execute(j.ctx, j.cancel)
+	}
+}
+
+// drainStale drops answers left over from an earlier call's abandoned
+// requests; the new call's requests have new ids anyway.
+func drainStale(box *reply.Box) {
+	for {
+		select {
+		case <-box.C():
+		default:
+			return
+		}
 	}
 }

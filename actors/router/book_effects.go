@@ -1,0 +1,186 @@
+package router
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/deer-runtime/deer/actors/cache"
+	"github.com/deer-runtime/deer/messages"
+)
+
+// Effect is something the book asks the router to do. The book decides; the
+// router (router.go) performs: it sends the messages, arms the timers and
+// writes the logs and metrics. Effects are plain values so scenario tests
+// print them.
+type Effect interface{ effect() }
+
+// Answer delivers a task's result to one caller.
+type Answer struct {
+	To     *actor.PID
+	Result *messages.TaskResult
+}
+
+// Accepted tells an async caller its task was queued.
+type Accepted struct {
+	To *actor.PID
+	ID string
+}
+
+// Done reports a task's terminal result once (for its log line and the
+// metrics), whatever number of callers it was answered to.
+type Done struct {
+	Task   *messages.Task
+	Result *messages.TaskResult
+}
+
+// Run hands a task to a worker.
+type Run struct {
+	Worker  *slot
+	Task    *messages.Task
+	Timeout time.Duration
+}
+
+// CancelRun stops a worker's call of task ID.
+type CancelRun struct {
+	Worker *slot
+	ID     string
+}
+
+// ReplaceWorker swaps a wedged worker for a new one under the same name.
+type ReplaceWorker struct {
+	Worker *slot
+	Why    string
+}
+
+// Requeued says a task went back to the queue after losing its worker.
+type Requeued struct {
+	ID      string
+	Crashes int
+	Why     string
+}
+
+// ArmWatchdog makes the router's one watchdog timer fire at At.
+type ArmWatchdog struct{ At time.Time }
+
+// LookupCache asks cache/l2 (then l3) for Key; the answer comes back as
+// *messages.CacheLookedUp with Ref.
+type LookupCache struct {
+	Ref uint64
+	Key string
+}
+
+// StoreCache writes an answer to the cache (L1 and L3), fire-and-forget.
+type StoreCache struct {
+	Key    string
+	Answer cache.Answer
+	TTL    time.Duration
+}
+
+// EnqueueBatch hands an embedding call to batch/Upstream; the batcher
+// answers *messages.BatchRejected or, later, *messages.BatchReady with Ref
+// among its items.
+type EnqueueBatch struct {
+	Upstream string
+	Ref      uint64
+	Model    string
+	Options  string
+	Inputs   int
+	Priority int
+	Payload  []byte
+}
+
+// CloseStream closes a streamed answer nobody will read (its task was
+// answered already): the worker and the connection are freed.
+type CloseStream struct{ Stream io.ReadCloser }
+
+// Drained answers the drain requests once no task is left.
+type Drained struct {
+	To        []*actor.PID
+	Finished  int
+	Abandoned int
+}
+
+func (Answer) effect()        {}
+func (Accepted) effect()      {}
+func (Done) effect()          {}
+func (Run) effect()           {}
+func (CancelRun) effect()     {}
+func (ReplaceWorker) effect() {}
+func (Requeued) effect()      {}
+func (ArmWatchdog) effect()   {}
+func (LookupCache) effect()   {}
+func (StoreCache) effect()    {}
+func (EnqueueBatch) effect()  {}
+func (CloseStream) effect()   {}
+func (Drained) effect()       {}
+
+// describe renders an effect as one line for scenario scripts; times are
+// offsets from t0 and PIDs are shown by their id.
+func describe(e Effect, t0 time.Time) string {
+	pid := func(p *actor.PID) string {
+		if p == nil {
+			return "nobody"
+		}
+		return p.Id
+	}
+	switch e := e.(type) {
+	case Answer:
+		return "answer " + pid(e.To) + ": " + describeResult(e.Result)
+	case Accepted:
+		return "accepted " + e.ID + " to " + pid(e.To)
+	case Done:
+		return "done " + e.Task.ID + ": " + describeResult(e.Result)
+	case Run:
+		return fmt.Sprintf("run %s on %s (timeout %v)", e.Task.ID, e.Worker.name, e.Timeout)
+	case CancelRun:
+		return fmt.Sprintf("cancel run %s on %s", e.ID, e.Worker.name)
+	case ReplaceWorker:
+		return fmt.Sprintf("replace %s: %s", e.Worker.name, e.Why)
+	case Requeued:
+		return fmt.Sprintf("requeued %s (crashes %d): %s", e.ID, e.Crashes, e.Why)
+	case ArmWatchdog:
+		return fmt.Sprintf("watchdog at +%v", e.At.Sub(t0))
+	case LookupCache:
+		return fmt.Sprintf("lookup ref=%d key=%s", e.Ref, e.Key)
+	case StoreCache:
+		s := fmt.Sprintf("store key=%s status=%d body=%q ttl=%v", e.Key, e.Answer.Status, e.Answer.Body, e.TTL)
+		if e.Answer.Stream {
+			s += fmt.Sprintf(" stream chunks=%v", e.Answer.Chunks)
+		}
+		return s
+	case EnqueueBatch:
+		return fmt.Sprintf("enqueue batch/%s ref=%d model=%s inputs=%d priority=%d", e.Upstream, e.Ref, e.Model, e.Inputs, e.Priority)
+	case CloseStream:
+		return "close stream"
+	case Drained:
+		ids := make([]string, len(e.To))
+		for i, p := range e.To {
+			ids[i] = pid(p)
+		}
+		return fmt.Sprintf("drained to %s: finished %d abandoned %d", strings.Join(ids, ","), e.Finished, e.Abandoned)
+	}
+	return fmt.Sprintf("%T", e)
+}
+
+func describeResult(r *messages.TaskResult) string {
+	s := r.ID + " " + r.Status
+	if r.UpstreamStatus != 0 {
+		s += fmt.Sprintf(" %d", r.UpstreamStatus)
+	}
+	if r.Cache != "" {
+		s += " cache=" + r.Cache
+	}
+	if r.Err != nil {
+		s += " " + r.Err.Code + " (" + r.Err.Message + ")"
+	}
+	if r.Stream != nil {
+		s += " stream"
+	} else if len(r.Body) > 0 {
+		s += fmt.Sprintf(" body=%s", r.Body)
+	}
+	return s
+}

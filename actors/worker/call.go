@@ -1,0 +1,254 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/deer-runtime/deer/actors/breaker"
+	"github.com/deer-runtime/deer/actors/limiter"
+	"github.com/deer-runtime/deer/actors/pool"
+	"github.com/deer-runtime/deer/actors/retry"
+	"github.com/deer-runtime/deer/conf"
+	"github.com/deer-runtime/deer/internal/clock"
+	"github.com/deer-runtime/deer/internal/reply"
+	"github.com/deer-runtime/deer/messages"
+)
+
+// call is everything one execution needs, copied out of the worker so the
+// goroutine touches no actor state.
+type call struct {
+	// box is the executor's mailbox for pool, limiter and breaker answers,
+	// shared by all its calls: every request carries a process-wide unique
+	// id (tokenIDs), so a late answer to an abandoned request never matches
+	// a later one.
+	box       *reply.Box
+	system    *actor.ActorSystem
+	router    *actor.PID
+	worker    *actor.PID
+	pool      *actor.PID
+	limiter   *actor.PID
+	tokens    *limiter.Reservoir    // tokens taken without a message, when there are some
+	lane      *pool.Lane            // connection leases taken without a message, when there are some
+	breakers  map[string]*actor.PID // endpoint URL → its breaker
+	board     *breaker.Board
+	up        conf.Upstream
+	endpoints []string // up.EndpointURLs(), computed once per worker and upstream
+	cfg       *conf.Config
+	schedule  retry.Schedule
+	task      *messages.Task
+	deadline  time.Time // the task's end (wall clock, as contexts use)
+	now       func() time.Time
+	clock     clock.Clock
+}
+
+// tokenIDs numbers every request a call makes (token, lease, probe, retry
+// timer): unique across workers, because the limiter keys its queue by id,
+// and across calls, because an executor's box outlives each call.
+var tokenIDs atomic.Uint64
+
+// execute runs one upstream call and reports it to the router: the result
+// (Finished) and, once the worker may take the next task, Idle (for a
+// stream, when the receiver closes it). It runs on the executor goroutine
+// so the worker keeps answering health checks and cancellations meanwhile.
+func (c *call) execute(ctx context.Context, cancel context.CancelFunc) {
+	res, upstreamTime, release := c.do(ctx)
+	res.Upstream = upstreamTime
+	if res.Stream == nil {
+		release()
+		cancel()
+		c.system.Root.Send(c.router, &Finished{ID: c.task.ID, Worker: c.worker, Result: res, Idle: true})
+		return
+	}
+	// The receiver reads the stream; closing it frees the connection and
+	// the worker.
+	body := res.Stream
+	res.Stream = &streamBody{ReadCloser: body, onClose: func() {
+		release()
+		cancel()
+		c.system.Root.Send(c.router, &Idle{ID: c.task.ID, Worker: c.worker})
+	}}
+	c.system.Root.Send(c.router, &Finished{ID: c.task.ID, Worker: c.worker, Result: res})
+}
+
+// do performs the call, with retries; release returns the last attempt's
+// connection lease and ends its deadline (idempotent). The lease of a
+// streamed answer stays out until the stream is closed.
+func (c *call) do(ctx context.Context) (res *messages.TaskResult, upstreamTime time.Duration, release func()) {
+	release = func() {}
+	defer func() {
+		if p := recover(); p != nil {
+			res = Failed(c.task, messages.CodeInternal, fmt.Sprintf("task execution panicked: %v", p))
+		}
+	}()
+	var last *messages.TaskResult
+	calls := 0 // attempts that reached the upstream: what "attempts" reports
+	for attempt := 1; ; attempt++ {
+		var a attemptResult
+		a, release = c.attempt(ctx, attempt)
+		if a.budgetRefused {
+			// The retry budget is spent: the last answer stands.
+			release()
+			last.Err.Message += " (retry budget exhausted)"
+			return last, upstreamTime, func() {}
+		}
+		upstreamTime += a.upstreamTime
+		if a.called {
+			calls++
+		}
+		a.res.Attempts = calls
+		if !a.retry || attempt > c.cfg.ErrorRecovery.MaxRetries || !c.cfg.EnableAdvancedOptimization {
+			return a.res, upstreamTime, release
+		}
+		// The attempt's connection goes back before we wait.
+		release()
+		release = func() {}
+		delay := c.schedule.Delay(attempt, rand.Float64(), a.retryAfter)
+		if time.Now().Add(delay).After(c.deadline) {
+			// The wait would outlive the task: answer with what we have.
+			return a.res, upstreamTime, release
+		}
+		if !c.wait(ctx, delay) {
+			return failure(c.task, ctx, ctx.Err()), upstreamTime, release
+		}
+		last = a.res
+	}
+}
+
+// attemptResult is one attempt's outcome.
+type attemptResult struct {
+	res           *messages.TaskResult
+	upstreamTime  time.Duration
+	retry         bool          // retryable outcome
+	retryAfter    time.Duration // the upstream's Retry-After, when it sent one
+	budgetRefused bool          // a retry the limiter refused: no call was made
+	called        bool          // the request went to the upstream
+}
+
+// attempt makes one upstream call: a token from the limiter (a retry's
+// spends the retry budget), an endpoint whose breaker lets it through, a
+// connection lease, the call, and the outcome reported to the limiter and
+// the breaker. One deadline covers all of it: the upstream's timeout, or
+// the task's when that comes first (a stream's attempt may last as long as
+// the task). It is the task's only timer; release ends it.
+func (c *call) attempt(ctx context.Context, n int) (a attemptResult, release func()) {
+	dl := c.deadline
+	if !c.task.Stream && c.up.Timeout > 0 {
+		if d := time.Now().Add(conf.Seconds(c.up.Timeout)); d.Before(dl) {
+			dl = d
+		}
+	}
+	actx, cancel := context.WithDeadline(ctx, dl)
+	release = cancel
+	if c.cfg.EnableAdvancedOptimization {
+		granted, refused := c.token(actx, n > 1)
+		if refused {
+			a.budgetRefused = true
+			return a, release
+		}
+		if !granted {
+			return attemptResult{res: failure(c.task, actx, actx.Err())}, release
+		}
+	}
+	route, refusedRes := c.route(actx)
+	if refusedRes != nil {
+		return attemptResult{res: refusedRes}, release
+	}
+	client, endpoint, giveBack, err := c.lease(actx, route.endpoints)
+	if err != nil {
+		return attemptResult{res: failure(c.task, actx, err)}, release
+	}
+	var once sync.Once
+	release = func() {
+		once.Do(giveBack)
+		cancel()
+	}
+	req, err := c.request(actx, endpoint)
+	if err != nil {
+		return attemptResult{res: Failed(c.task, messages.CodeBadRequest, err.Error())}, release
+	}
+
+	a.called = true
+	ans, err := c.send(client, req)
+	a.upstreamTime, a.retryAfter = ans.took, ans.retryAfter
+	if err != nil && ctx.Err() != nil {
+		// Cancelled by the caller (the task's own context has no deadline):
+		// nothing to report about the upstream.
+		a.res = failure(c.task, ctx, err)
+		return a, release
+	}
+	c.report(route, endpoint, ans.status, err, ans.retryAfter)
+	a.retry = retry.Retryable(ans.status, err)
+	if err != nil {
+		a.res = failure(c.task, actx, err)
+		if ans.status != 0 {
+			a.res.UpstreamStatus = ans.status
+		}
+		return a, release
+	}
+	a.res = c.result(ans)
+	return a, release
+}
+
+// wait lets delay pass on the clock (a timer delivering to the executor's
+// box, so a test clock drives it), or reports false when the task ends first.
+func (c *call) wait(ctx context.Context, delay time.Duration) bool {
+	if delay <= 0 {
+		return true
+	}
+	ref, box := tokenIDs.Add(1), c.box
+	t := c.clock.AfterFunc(delay, func() { box.SendUserMessage(nil, &retryDue{ref: ref}) })
+	defer t.Stop()
+	for {
+		select {
+		case m := <-c.box.C():
+			if d, ok := m.(*retryDue); ok && d.ref == ref {
+				return true
+			}
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
+
+// retryDue is the timer message that ends a retry's wait.
+type retryDue struct{ ref uint64 }
+
+// failure classifies an error of the call: cancelled, timed out, or the
+// upstream's failure.
+func failure(t *messages.Task, ctx context.Context, err error) *messages.TaskResult {
+	if err == nil {
+		err = errors.New("the call ended without an answer")
+	}
+	switch {
+	case errors.Is(err, context.Canceled) && ctx.Err() != nil:
+		return Failed(t, messages.CodeCancelled, "the task was cancelled")
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded):
+		return Failed(t, messages.CodeTimeout, "the upstream did not answer in time: "+err.Error())
+	}
+	return Failed(t, messages.CodeUpstream, "calling upstream "+t.Upstream+": "+err.Error())
+}
+
+// Failed is t's failed result with error code and msg. Attempts is left at
+// zero, for the caller to set when calls were made.
+func Failed(t *messages.Task, code, msg string) *messages.TaskResult {
+	return &messages.TaskResult{
+		ID: t.ID, Status: messages.TaskFailed, Cache: cacheLabel(t),
+		Err: &messages.TaskError{Code: code, Message: msg},
+	}
+}
+
+// cacheLabel is what a result says about the cache until the cache is on
+// the task path: CacheBypass when asked for, else CacheMiss.
+func cacheLabel(t *messages.Task) string {
+	if t.Cache == messages.CacheBypass {
+		return messages.CacheBypass
+	}
+	return messages.CacheMiss
+}

@@ -1,0 +1,97 @@
+package worker
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/deer-runtime/deer/actors/retry"
+	"github.com/deer-runtime/deer/messages"
+)
+
+// request builds the task's HTTP request to endpoint. The caller's
+// Authorization never goes out: the upstream's key (api_key_env) does.
+func (c *call) request(ctx context.Context, endpoint string) (*http.Request, error) {
+	method := c.task.Method
+	if method == "" {
+		method = http.MethodPost
+	}
+	var body io.Reader
+	if len(c.task.Body) > 0 {
+		body = bytes.NewReader(c.task.Body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(endpoint, "/")+c.task.Path, body)
+	if err != nil {
+		return nil, err
+	}
+	for k, vs := range c.task.Header {
+		for _, v := range vs {
+			req.Header.Add(k, v)
+		}
+	}
+	req.Header.Del("Authorization") // the credential is the upstream's, never the caller's
+	if c.up.APIKeyEnv != "" {
+		if key := os.Getenv(c.up.APIKeyEnv); key != "" {
+			req.Header.Set("Authorization", "Bearer "+key)
+		}
+	}
+	if body != nil && req.Header.Get("Content-Type") == "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	return req, nil
+}
+
+// answer is what one HTTP call brought back.
+type answer struct {
+	resp       *http.Response // nil when the call failed before a response
+	body       []byte         // read in full, except a streamed task's 2xx body (resp.Body)
+	status     int            // 0 without a response
+	retryAfter time.Duration  // the upstream's Retry-After, when it sent one
+	took       time.Duration  // time spent on the upstream
+}
+
+// send makes the HTTP call on client. It reads the answer's body, except a
+// streamed task's 2xx body, which its receiver reads.
+func (c *call) send(client *http.Client, req *http.Request) (answer, error) {
+	var ans answer
+	start := c.now()
+	resp, err := client.Do(req)
+	if err == nil && !(c.task.Stream && resp.StatusCode/100 == 2) {
+		ans.body, err = io.ReadAll(resp.Body)
+		resp.Body.Close()
+	}
+	ans.took = c.now().Sub(start)
+	if resp != nil {
+		ans.resp, ans.status = resp, resp.StatusCode
+		if ra, ok := retry.ParseRetryAfter(resp.Header.Get("Retry-After"), c.now()); ok {
+			ans.retryAfter = ra
+		}
+	}
+	return ans, err
+}
+
+// result is the task's result for an answer that came back whole (or, for
+// a stream, whose headers did): succeeded, unless the upstream failed or
+// throttled.
+func (c *call) result(ans answer) *messages.TaskResult {
+	res := &messages.TaskResult{
+		ID: c.task.ID, Cache: cacheLabel(c.task), Status: messages.TaskSucceeded,
+		UpstreamStatus: ans.status, Header: ans.resp.Header,
+	}
+	if c.task.Stream && ans.status/100 == 2 {
+		res.Stream = ans.resp.Body
+		return res
+	}
+	res.Body = ans.body
+	if ans.status >= 500 || ans.status == http.StatusTooManyRequests {
+		// The upstream failed or throttled: the call did not do its job.
+		res.Status = messages.TaskFailed
+		res.Err = &messages.TaskError{Code: messages.CodeUpstream, Message: fmt.Sprintf("upstream %s answered %d", c.task.Upstream, ans.status)}
+	}
+	return res
+}
