@@ -19,6 +19,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/deer-runtime/deer/actors/breaker"
+	"github.com/deer-runtime/deer/actors/cache"
 	"github.com/deer-runtime/deer/actors/limiter"
 	"github.com/deer-runtime/deer/actors/pool"
 	"github.com/deer-runtime/deer/conf"
@@ -26,6 +27,7 @@ import (
 	"github.com/deer-runtime/deer/internal/dispatch"
 	"github.com/deer-runtime/deer/internal/logging"
 	"github.com/deer-runtime/deer/internal/reply"
+	"github.com/deer-runtime/deer/internal/sim"
 	"github.com/deer-runtime/deer/messages"
 	"github.com/deer-runtime/deer/supervisor"
 )
@@ -49,10 +51,11 @@ type Runtime struct {
 
 	strategies []*supervisor.Strategy
 	rtrip      http.RoundTripper
-	builtins   []*builtinSim
+	builtins   []*sim.Hosted // simulators served for builtin upstreams
 	dispatcher *dispatch.Pool
 	boxes      *reply.Boxes
 	board      *breaker.Board // the breakers' states, read by workers
+	cacheFront *cache.Front   // cache/l1's store, read by the router at admission
 	// reservoirs hold each upstream's tokens granted ahead of demand, taken
 	// by workers without a message; fixed at start like the upstreams.
 	reservoirs map[string]*limiter.Reservoir
@@ -146,6 +149,7 @@ func Start(ctx context.Context, cfg *conf.Config, opts ...Option) (*Runtime, err
 		// Mailbox runs reuse goroutines; idle ones go after a while.
 		dispatcher: dispatch.New(300, 10*time.Second),
 		board:      breaker.NewBoard(),
+		cacheFront: cache.NewFront(),
 	}
 	rt.system = actor.NewActorSystem(
 		actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
@@ -163,12 +167,13 @@ func Start(ctx context.Context, cfg *conf.Config, opts ...Option) (*Runtime, err
 		rt.poolStats[name] = &pool.Published{}
 	}
 	rt.countDeadLetters()
-	if err := rt.startBuiltins(cfg); err != nil {
-		rt.stopBuiltins(context.Background())
+	builtins, err := hostBuiltins(cfg, rt.log)
+	if err != nil {
 		rt.system.Shutdown()
 		rt.dispatcher.Close()
 		return nil, err
 	}
+	rt.builtins = builtins
 
 	var expected []string
 	rt.root, expected = rt.spawnTree(policy, o.extra)
@@ -258,7 +263,7 @@ func (rt *Runtime) Stop(ctx context.Context) error {
 		}
 		rt.system.Shutdown()
 		rt.dispatcher.Close()
-		rt.stopBuiltins(context.WithoutCancel(ctx))
+		closeBuiltins(context.WithoutCancel(ctx), rt.builtins, rt.log)
 	})
 	return err
 }
@@ -341,11 +346,11 @@ func (rt *Runtime) apply(ctx context.Context, next *conf.Config) error {
 	var late []string
 	// The whole second goes to the acknowledgements (not the shorter bound
 	// of /health): an actor busy for a moment still counts as on time.
-	for _, a := range rt.askWithin(ctx, msg, applyTimeout) {
+	for _, a := range rt.askWithin(ctx, applyTimeout, msg) {
 		if a.entry.State != supervisor.Running {
 			continue // it reads the live configuration when it starts again
 		}
-		if ack, ok := a.reply.(*messages.ConfigApplied); !ok {
+		if ack, ok := a.replies[0].(*messages.ConfigApplied); !ok {
 			if now, still := rt.reg.Get(a.entry.Name); !still || now.PID.Id != a.entry.PID.Id {
 				continue // retired or replaced meanwhile: not late
 			}

@@ -74,7 +74,11 @@ func resilienceConfig(t testing.TB, url string) *conf.Config {
 	cfg.ConnectionPool.InitialConnections = 0
 	cfg.Monitoring.DetailedLogging = false
 	unlimited(cfg)
-	cfg.Upstreams = map[string]conf.Upstream{"up": conf.NewUpstream(url)}
+	// Identical calls here test retries and breakers, each on its own: the
+	// cache and coalescing (cachepath_test.go) stay out of the way.
+	up := conf.NewUpstream(url)
+	up.Cache = "never"
+	cfg.Upstreams = map[string]conf.Upstream{"up": up}
 	return cfg
 }
 

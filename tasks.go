@@ -7,8 +7,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/deer-runtime/deer/actors/router"
 	"github.com/deer-runtime/deer/internal/reply"
+	"github.com/deer-runtime/deer/internal/taskid"
 	"github.com/deer-runtime/deer/messages"
 )
 
@@ -54,7 +54,7 @@ func (rt *Runtime) submit(ctx context.Context, task *messages.Task, async bool) 
 		return nil, ErrRouterDown
 	}
 	if task.ID == "" {
-		task.ID = router.NewTaskID() // known here, so a caller that gives up can cancel it
+		task.ID = taskid.New() // known here, so a caller that gives up can cancel it
 	}
 	box := rt.boxes.Get()
 	rt.system.Root.Send(routerPID, &messages.SubmitTask{Task: task, ReplyTo: box.PID(), Async: async})

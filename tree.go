@@ -2,10 +2,14 @@ package deer
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/url"
 	"slices"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/rs/zerolog"
 
 	"github.com/deer-runtime/deer/actors/batch"
 	"github.com/deer-runtime/deer/actors/breaker"
@@ -15,6 +19,7 @@ import (
 	"github.com/deer-runtime/deer/actors/pool"
 	"github.com/deer-runtime/deer/actors/router"
 	"github.com/deer-runtime/deer/conf"
+	"github.com/deer-runtime/deer/internal/sim"
 	"github.com/deer-runtime/deer/messages"
 	"github.com/deer-runtime/deer/supervisor"
 )
@@ -52,7 +57,7 @@ func (rt *Runtime) spawnTree(policy supervisor.Policy, extra []supervisor.ChildS
 			return []supervisor.ChildSpec{{Name: "router", Props: router.Props(router.Deps{
 				Name: "router", Live: rt.live, Clock: rt.clock, Log: rt.log, Metrics: rt.set,
 				Registry: rt.reg, Strategy: routerStrategy, Dispatcher: rt.dispatcher, Board: rt.board,
-				Reservoirs: rt.reservoirs, Lanes: rt.lanes,
+				Reservoirs: rt.reservoirs, Lanes: rt.lanes, Front: rt.cacheFront,
 			})}}
 		}),
 		group("upstreams", rt.upstreamActors),
@@ -105,6 +110,7 @@ func (rt *Runtime) upstreamActors() []supervisor.ChildSpec {
 			})},
 			supervisor.ChildSpec{Name: "batch/" + name, Props: batch.Props(batch.Deps{
 				Name: "batch/" + name, Upstream: name, Live: rt.live, Clock: rt.clock, Log: rt.log, Metrics: rt.set,
+				Sink: func() *actor.PID { pid, _ := rt.reg.PID("router"); return pid },
 			})},
 		)
 		eps := up.EndpointURLs()
@@ -119,23 +125,74 @@ func (rt *Runtime) upstreamActors() []supervisor.ChildSpec {
 	return specs
 }
 
+// cacheActors are the three tiers. L1 writes the Front the router reads;
+// a lookup goes to L2, which hands its misses to L3; L2 and L3 promote
+// their hits into L1. Neighbours are looked up by name on every use, so a
+// restarted tier is found.
 func (rt *Runtime) cacheActors() []supervisor.ChildSpec {
-	next := func(name string) func() *actor.PID {
+	byName := func(name string) func() *actor.PID {
 		return func() *actor.PID {
 			pid, _ := rt.reg.PID(name)
 			return pid
 		}
 	}
-	tier := func(t string, below func() *actor.PID) supervisor.ChildSpec {
-		return supervisor.ChildSpec{Name: "cache/" + t, Props: cache.Props(cache.Deps{
-			Tier: t, Name: "cache/" + t, Live: rt.live, Clock: rt.clock,
-			Log: rt.log.With().Str("actor", "cache/"+t).Logger(), Metrics: rt.set, Next: below,
-		})}
+	tier := func(d cache.Deps) supervisor.ChildSpec {
+		name := "cache/" + d.Tier
+		d.Name, d.Live, d.Clock, d.Metrics = name, rt.live, rt.clock, rt.set
+		d.Log = rt.log.With().Str("actor", name).Logger()
+		return supervisor.ChildSpec{Name: name, Props: cache.Props(d)}
 	}
 	return []supervisor.ChildSpec{
-		tier(messages.TierL1, next("cache/l2")),
-		tier(messages.TierL2, next("cache/l3")),
-		tier(messages.TierL3, nil),
+		tier(cache.Deps{Tier: messages.TierL1, Front: rt.cacheFront, Next: byName("cache/l2")}),
+		tier(cache.Deps{Tier: messages.TierL2, Next: byName("cache/l3"), Top: byName("cache/l1")}),
+		tier(cache.Deps{Tier: messages.TierL3, Top: byName("cache/l1")}),
+	}
+}
+
+// hostBuiltins serves the simulator (package internal/sim) at the base_url
+// of every upstream with builtin = true, before any actor calls it. A taken
+// port is an error naming the upstream and the address (SPEC §3: two deerd
+// processes must not fight over one simulator port), and nothing is left
+// serving.
+func hostBuiltins(cfg *conf.Config, log zerolog.Logger) ([]*sim.Hosted, error) {
+	var hosted []*sim.Hosted
+	fail := func(err error) ([]*sim.Hosted, error) {
+		closeBuiltins(context.Background(), hosted, log)
+		return nil, err
+	}
+	for _, name := range sortedKeys(cfg.Upstreams) {
+		up := cfg.Upstreams[name]
+		if !up.Builtin {
+			continue
+		}
+		u, err := url.Parse(up.BaseURL)
+		if err != nil {
+			return fail(fmt.Errorf("upstreams.%s.base_url: %w", name, err))
+		}
+		opts := []sim.Option{sim.WithLogger(log.With().Str("component", "sim/"+name).Logger())}
+		if len(up.Models) > 0 {
+			opts = append(opts, sim.WithModels(up.Models...))
+		}
+		h, err := sim.Host(u.Host, sim.DefaultKnobs(), opts...)
+		if err != nil {
+			return fail(fmt.Errorf("upstreams.%s.builtin: cannot serve the simulator: %w", name, err))
+		}
+		hosted = append(hosted, h)
+		log.Info().Str("upstream", name).Str("addr", h.Addr()).Msg("serving the built-in simulator")
+	}
+	return hosted, nil
+}
+
+// closeBuiltins stops the simulators, giving each at most 5 s.
+func closeBuiltins(ctx context.Context, hosted []*sim.Hosted, log zerolog.Logger) {
+	var errs []error
+	for _, h := range hosted {
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		errs = append(errs, h.Close(cctx))
+		cancel()
+	}
+	if err := errors.Join(errs...); err != nil {
+		log.Warn().Err(err).Msg("built-in simulator did not stop cleanly")
 	}
 }
 

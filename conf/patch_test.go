@@ -20,7 +20,7 @@ func TestPatchMerges(t *testing.T) {
 	c := shipped(t)
 	before := c.Clone()
 	next, err := c.Patch([]byte(`{"batch_processing": {"batch_size": 15}, "rate_limit": {"max_rate": 250.5, "min_rate": 2},
-		"debug_mode": true, "cache": {"eviction_policy": "lfu"}, "monitoring": {"push_url": "http://127.0.0.1:9091/m"}}`))
+		"debug_mode": true, "cache": {"eviction_policy": "lfu", "share_across_keys": true}, "monitoring": {"push_url": "http://127.0.0.1:9091/m"}}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,6 +30,7 @@ func TestPatchMerges(t *testing.T) {
 	want.RateLimit.MinRate = 2
 	want.DebugMode = true
 	want.Cache.EvictionPolicy = "lfu"
+	want.Cache.ShareAcrossKeys = true
 	want.Monitoring.PushURL = "http://127.0.0.1:9091/m"
 	if !reflect.DeepEqual(next, want) {
 		t.Errorf("patched:\n got %+v\nwant %+v", next, want)
@@ -85,6 +86,7 @@ func TestPatchRefuses(t *testing.T) {
 		{`{"debug_mode": "true"}`, "debug_mode", `debug_mode: expected true or false, got "true"`},
 		{`{"debug_mode": 1}`, "debug_mode", `debug_mode: expected true or false, got 1`},
 		{`{"cache": {"eviction_policy": 1}}`, "cache.eviction_policy", `cache.eviction_policy: expected a string, got 1`},
+		{`{"cache": {"share_across_keys": "yes"}}`, "cache.share_across_keys", `cache.share_across_keys: expected true or false, got "yes"`},
 		{`{"cache": null}`, "cache", `cache: expected an object, got null`},
 		{`{"cache": []}`, "cache", `cache: expected an object, got an array`},
 		{`{"batch_processing": {"batch_size": 0}}`, "batch_processing.batch_size", `batch_processing.batch_size (0) must be between 1 and 10000`},

@@ -1,16 +1,13 @@
 package httpapi
 
 import (
-	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"time"
-	"unicode/utf8"
 
-	"github.com/deer-runtime/deer/actors/router"
+	"github.com/deer-runtime/deer/internal/jsonscan"
+	"github.com/deer-runtime/deer/internal/taskid"
 	"github.com/deer-runtime/deer/messages"
 )
 
@@ -83,8 +80,9 @@ func (s *Server) openAI(path string, streamable bool) http.HandlerFunc {
 			header.Set("Accept", "text/event-stream")
 		}
 		task := &messages.Task{
-			ID: router.NewTaskID(), Upstream: upstream, Method: http.MethodPost, Path: path, Header: header, Body: body,
+			ID: taskid.New(), Upstream: upstream, Method: http.MethodPost, Path: path, Header: header, Body: body,
 			Priority: steer.priority, Cache: steer.cache, Stream: stream, IdempotencyKey: steer.idemKey,
+			CacheTTL: steer.cacheTTL, CacheNamespace: steer.namespace, Tenant: steer.tenant,
 		}
 		res, ok := s.submit(w, r, task, writeOpenAIError)
 		if !ok {
@@ -99,7 +97,7 @@ func (s *Server) openAI(path string, streamable bool) http.HandlerFunc {
 // false when absent or null).
 func peekOpenAI(body []byte) (model string, stream bool, ierr *inputError) {
 	var modelRaw, streamRaw []byte
-	err := topLevel(body, func(key, value []byte) {
+	err := jsonscan.Members(body, func(key, value []byte) {
 		switch string(key) {
 		case "model":
 			modelRaw = value
@@ -113,7 +111,7 @@ func peekOpenAI(body []byte) (model string, stream bool, ierr *inputError) {
 	if modelRaw == nil || string(modelRaw) == "null" {
 		return "", false, badInput("missing_required_parameter", "model", "you must provide a model parameter")
 	}
-	model, ok := plainString(modelRaw)
+	model, ok := jsonscan.PlainString(modelRaw)
 	if !ok && json.Unmarshal(modelRaw, &model) != nil {
 		return "", false, badInput("invalid_type", "model", "model must be a string, not %s", modelRaw)
 	}
@@ -132,162 +130,13 @@ func peekOpenAI(body []byte) (model string, stream bool, ierr *inputError) {
 	return model, stream, nil
 }
 
-// plainString decodes a JSON string value that needs no unescaping (no
-// backslash, valid UTF-8) without the reflection of json.Unmarshal; ok is
-// false for anything else, which the caller decodes the slow way.
-func plainString(v []byte) (s string, ok bool) {
-	if len(v) < 2 || v[0] != '"' || v[len(v)-1] != '"' {
-		return "", false
-	}
-	in := v[1 : len(v)-1]
-	if bytes.IndexByte(in, '\\') >= 0 || !utf8.Valid(in) {
-		return "", false
-	}
-	return string(in), true
-}
-
-var errNotObject = errors.New("the body must be a JSON object")
-
-// topLevel walks the members of the JSON object in data and calls fn with
-// each key (unescaped) and the exact bytes of its value (a subslice of
-// data). It checks that data is one well-formed object and decodes nothing
-// else.
-func topLevel(data []byte, fn func(key, value []byte)) error {
-	return walkTopLevel(data, func(key []byte, start, end int) { fn(key, data[start:end]) })
-}
-
-// walkTopLevel calls fn with each top-level member's key and the offsets of
-// its value. A valid body (checked by json.Valid, which allocates nothing)
-// is walked by a plain byte scan; an invalid one goes through decodeTopLevel
-// for the decoder's error message. The scan replaced a json.Decoder that
-// copied the body and every value: on the chat path it was a tenth of the
-// bytes allocated per request.
-func walkTopLevel(data []byte, fn func(key []byte, start, end int)) error {
-	if !json.Valid(data) {
-		return decodeTopLevel(data, fn)
-	}
-	i := skipSpace(data, 0)
-	if data[i] != '{' {
-		return errNotObject
-	}
-	i = skipSpace(data, i+1)
-	for data[i] != '}' {
-		if data[i] == ',' {
-			i = skipSpace(data, i+1)
-		}
-		kstart := i
-		i = skipString(data, i)
-		key := data[kstart+1 : i-1]
-		if _, plain := plainString(data[kstart:i]); !plain {
-			var k string
-			_ = json.Unmarshal(data[kstart:i], &k) // valid JSON: cannot fail
-			key = []byte(k)
-		}
-		i = skipSpace(data, skipSpace(data, i)+1) // past the colon
-		start := i
-		i = skipValue(data, i)
-		fn(key, start, i)
-		i = skipSpace(data, i)
-	}
-	return nil
-}
-
-// The skip functions move over one token of JSON already known to be
-// valid, returning the offset just past it.
-
-func skipSpace(data []byte, i int) int {
-	for i < len(data) && (data[i] == ' ' || data[i] == '\t' || data[i] == '\n' || data[i] == '\r') {
-		i++
-	}
-	return i
-}
-
-func skipString(data []byte, i int) int {
-	for i++; data[i] != '"'; i++ {
-		if data[i] == '\\' {
-			i++ // the escaped byte; \uXXXX's digits need no care
-		}
-	}
-	return i + 1
-}
-
-func skipValue(data []byte, i int) int {
-	switch data[i] {
-	case '"':
-		return skipString(data, i)
-	case '{', '[':
-		depth := 0
-		for {
-			switch data[i] {
-			case '"':
-				i = skipString(data, i)
-				continue
-			case '{', '[':
-				depth++
-			case '}', ']':
-				depth--
-				if depth == 0 {
-					return i + 1
-				}
-			}
-			i++
-		}
-	}
-	// A number, true, false or null: up to the next delimiter.
-	for ; i < len(data); i++ {
-		switch data[i] {
-		case ',', '}', ']', ' ', '\t', '\n', '\r':
-			return i
-		}
-	}
-	return i
-}
-
-// decodeTopLevel is walkTopLevel with a json.Decoder, for bodies that are
-// not valid JSON: its error says what is wrong and where.
-func decodeTopLevel(data []byte, fn func(key []byte, start, end int)) error {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	tok, err := dec.Token()
-	if err != nil {
-		if errors.Is(err, io.EOF) {
-			return errNotObject
-		}
-		return err
-	}
-	if d, ok := tok.(json.Delim); !ok || d != '{' {
-		return errNotObject
-	}
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return err
-		}
-		key, _ := tok.(string)
-		var value json.RawMessage
-		if err := dec.Decode(&value); err != nil {
-			return err
-		}
-		// The decoder stops right after the value, and RawMessage holds its
-		// bytes verbatim: the value is the len(value) bytes before the offset.
-		end := int(dec.InputOffset())
-		fn([]byte(key), end-len(value), end)
-	}
-	if _, err := dec.Token(); err != nil { // the closing brace
-		return err
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return errors.New("the body holds more than one JSON value")
-	}
-	return nil
-}
-
 // replaceModel returns body with the value of every top-level "model"
 // member replaced by model, every other byte left as it was.
 func replaceModel(body []byte, model string) ([]byte, *inputError) {
 	value, _ := json.Marshal(model)
 	var out []byte
 	last := 0
-	err := walkTopLevel(body, func(key []byte, start, end int) {
+	err := jsonscan.Walk(body, func(key []byte, start, end int) {
 		if string(key) != "model" {
 			return
 		}

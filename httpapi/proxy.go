@@ -7,7 +7,8 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/deer-runtime/deer/actors/router"
+	"github.com/deer-runtime/deer/internal/jsonscan"
+	"github.com/deer-runtime/deer/internal/taskid"
 	"github.com/deer-runtime/deer/messages"
 )
 
@@ -53,8 +54,9 @@ func (s *Server) proxy(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	task := &messages.Task{
-		ID: router.NewTaskID(), Upstream: upstream, Method: r.Method, Path: path, Header: forwardHeaders(r.Header), Body: body,
+		ID: taskid.New(), Upstream: upstream, Method: r.Method, Path: path, Header: forwardHeaders(r.Header), Body: body,
 		Priority: steer.priority, Cache: steer.cache, Stream: wantsStream(r.Header, body), IdempotencyKey: steer.idemKey,
+		CacheTTL: steer.cacheTTL, CacheNamespace: steer.namespace, Tenant: steer.tenant,
 	}
 	res, ok := s.submit(w, r, task, writeError)
 	if !ok {
@@ -107,7 +109,7 @@ func wantsStream(h http.Header, body []byte) bool {
 		return false
 	}
 	stream := false
-	_ = topLevel(body, func(key, value []byte) {
+	_ = jsonscan.Members(body, func(key, value []byte) {
 		if string(key) == "stream" && string(value) == "true" {
 			stream = true
 		}

@@ -3,6 +3,8 @@ package httpapi
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,24 +20,35 @@ import (
 	"unicode/utf8"
 
 	"github.com/deer-runtime/deer"
-	"github.com/deer-runtime/deer/actors/router"
 	"github.com/deer-runtime/deer/conf"
+	"github.com/deer-runtime/deer/internal/taskid"
 	"github.com/deer-runtime/deer/messages"
 )
 
-// Headers of the task path (SPEC §4). Requests steer with the first three;
-// every task answer carries the last three.
+// Headers of the task path (SPEC §4). Requests steer with the first five;
+// every task answer carries X-Deer-Cache (where the answer came from),
+// X-Deer-Task-Id and X-Deer-Attempts.
 const (
-	headerPriority    = "X-Deer-Priority"
-	headerCache       = "X-Deer-Cache"
-	headerIdempotency = "Idempotency-Key"
-	headerTaskID      = "X-Deer-Task-Id"
-	headerAttempts    = "X-Deer-Attempts"
+	headerPriority       = "X-Deer-Priority"
+	headerCache          = "X-Deer-Cache"
+	headerCacheTTL       = "X-Deer-Cache-TTL"
+	headerCacheNamespace = "X-Deer-Cache-Namespace"
+	headerIdempotency    = "Idempotency-Key"
+	headerTaskID         = "X-Deer-Task-Id"
+	headerAttempts       = "X-Deer-Attempts"
 )
 
-// maxIdempotencyKey bounds an Idempotency-Key (the router keeps keys for
-// ten minutes; an unbounded key is unbounded memory).
-const maxIdempotencyKey = 255
+const (
+	// maxIdempotencyKey bounds an Idempotency-Key (the router keeps keys
+	// for ten minutes; an unbounded key is unbounded memory).
+	maxIdempotencyKey = 255
+	// maxCacheNamespace bounds X-Deer-Cache-Namespace, which is hashed
+	// into the cache key: a namespace, not a payload.
+	maxCacheNamespace = 200
+	// maxCacheTTL bounds X-Deer-Cache-TTL as conf bounds cache.default_ttl
+	// (365 days), which also keeps it within a time.Duration.
+	maxCacheTTL = 365 * 24 * 3600
+)
 
 // statusClientClosed is nginx's "client closed request", the answer to a
 // cancelled task. 408 would be the standard alternative, but the OpenAI SDKs
@@ -88,13 +101,14 @@ func (s *Server) refuseDraining(w http.ResponseWriter, ew errWriter) bool {
 
 // steering is what the request headers ask of a task.
 type steering struct {
-	priority int
-	cache    string
-	idemKey  string
+	priority  int
+	cache     string
+	cacheTTL  time.Duration // 0: cache.default_ttl
+	namespace string
+	tenant    string // a hash of the client's Authorization header; "" without one
+	idemKey   string
 }
 
-// readSteering parses X-Deer-Priority, X-Deer-Cache and Idempotency-Key.
-// Absent headers leave the defaults: normal priority, cache "auto".
 // readInput reads what every task-making route reads first: the body
 // (bounded by max_body_bytes) and the X-Deer-* steering headers. On bad
 // input it answers with ew and reports false.
@@ -110,8 +124,12 @@ func readInput(w http.ResponseWriter, r *http.Request, cfg *conf.Config, ew errW
 	return nil, steering{}, false
 }
 
+// readSteering parses X-Deer-Priority, X-Deer-Cache, X-Deer-Cache-TTL,
+// X-Deer-Cache-Namespace and Idempotency-Key, and derives the tenant from
+// Authorization. Absent headers leave the defaults: normal priority, cache
+// "auto", cache.default_ttl, no namespace.
 func readSteering(h http.Header, cfg *conf.Config) (steering, *inputError) {
-	st := steering{priority: normalPriority(cfg), cache: "auto"}
+	st := steering{priority: normalPriority(cfg), cache: messages.CacheAuto, tenant: tenantOf(h)}
 	if v := h.Get(headerPriority); v != "" {
 		p, ok := parsePriorityName(strings.TrimSpace(v), cfg)
 		if !ok {
@@ -128,9 +146,26 @@ func readSteering(h http.Header, cfg *conf.Config) (steering, *inputError) {
 	if v := h.Get(headerCache); v != "" {
 		c := strings.ToLower(strings.TrimSpace(v))
 		if !validCacheMode(c) {
-			return st, badInput("invalid_header", headerCache, "%s must be auto, bypass or refresh; got %q", headerCache, v)
+			return st, badInput("invalid_header", headerCache, "%s must be auto, bypass, refresh or no-store; got %q", headerCache, v)
 		}
 		st.cache = c
+	}
+	if vs := h.Values(headerCacheTTL); len(vs) > 0 {
+		secs, ok := parseSeconds(vs[0])
+		// > 0 as a Duration: 1e-10 s would round to 0, which means "the default".
+		if len(vs) > 1 || !ok || conf.Seconds(secs) <= 0 || secs > maxCacheTTL {
+			return st, badInput("invalid_header", headerCacheTTL,
+				"%s must be one number of seconds > 0 and <= %d (365 days); got %q", headerCacheTTL, maxCacheTTL, strings.Join(vs, ", "))
+		}
+		st.cacheTTL = conf.Seconds(secs)
+	}
+	if vs := h.Values(headerCacheNamespace); len(vs) > 0 {
+		ns := vs[0]
+		if len(vs) > 1 || ns == "" || len(ns) > maxCacheNamespace || !visibleASCII(ns) {
+			return st, badInput("invalid_header", headerCacheNamespace,
+				"%s must be one value of 1..%d visible ASCII characters (no spaces)", headerCacheNamespace, maxCacheNamespace)
+		}
+		st.namespace = ns
 	}
 	if vs := h.Values(headerIdempotency); len(vs) > 0 {
 		k := vs[0]
@@ -159,7 +194,47 @@ func parsePriorityName(v string, cfg *conf.Config) (int, bool) {
 	return 0, false
 }
 
-func validCacheMode(c string) bool { return c == "auto" || c == "bypass" || c == "refresh" }
+func validCacheMode(c string) bool {
+	switch c {
+	case messages.CacheAuto, messages.CacheBypass, messages.CacheRefresh, messages.CacheNoStore:
+		return true
+	}
+	return false
+}
+
+// parseSeconds reads a plain decimal number of seconds ("60", "1.5",
+// "2e3"), refusing what strconv.ParseFloat also takes but no one means in
+// a header: NaN, Inf, hex floats, digit separators.
+func parseSeconds(v string) (float64, bool) {
+	v = strings.TrimSpace(v)
+	if v == "" || strings.ContainsFunc(v, func(r rune) bool { return !strings.ContainsRune("0123456789+-.eE", r) }) {
+		return 0, false
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	return f, err == nil
+}
+
+// tenantOf identifies the caller for cache isolation by a hash of its
+// Authorization header (every value, in order), so that tenants never see
+// each other's cached answers (unless cache.share_across_keys) while the
+// credential itself goes no further than this function. "" without one.
+func tenantOf(h http.Header) string {
+	vs := h.Values("Authorization")
+	if len(vs) == 0 {
+		return ""
+	}
+	sum := sha256.Sum256([]byte(strings.Join(vs, "\n")))
+	return hex.EncodeToString(sum[:16])
+}
+
+func visibleASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] <= 0x20 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
 
 func printableASCII(s string) bool {
 	for i := 0; i < len(s); i++ {
@@ -449,7 +524,7 @@ func (req *taskRequest) task(cfg *conf.Config, st steering) (*messages.Task, *in
 	cache := st.cache
 	if req.Cache != "" {
 		if !validCacheMode(req.Cache) {
-			return nil, badInput("invalid_field", "cache", `cache must be "auto", "bypass" or "refresh"; got %q`, req.Cache)
+			return nil, badInput("invalid_field", "cache", `cache must be "auto", "bypass", "refresh" or "no-store"; got %q`, req.Cache)
 		}
 		cache = req.Cache
 	}
@@ -468,8 +543,9 @@ func (req *taskRequest) task(cfg *conf.Config, st steering) (*messages.Task, *in
 		header = nil
 	}
 	return &messages.Task{
-		ID: router.NewTaskID(), Upstream: req.Upstream, Method: method, Path: req.Path, Header: header, Body: body,
+		ID: taskid.New(), Upstream: req.Upstream, Method: method, Path: req.Path, Header: header, Body: body,
 		Priority: priority, Cache: cache, Timeout: timeout, Stream: req.Stream, IdempotencyKey: st.idemKey,
+		CacheTTL: st.cacheTTL, CacheNamespace: st.namespace, Tenant: st.tenant,
 	}, nil
 }
 

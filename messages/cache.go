@@ -1,6 +1,10 @@
 package messages
 
-import "time"
+import (
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+)
 
 // Cache tiers, as in the SPEC §6 actor names cache/l1, cache/l2, cache/l3.
 const (
@@ -62,4 +66,25 @@ type CacheEvicted struct {
 	Key       string
 	Value     []byte
 	ExpiresAt time.Time
+}
+
+// CacheLookup asks cache/l2 for Key on the task path: L2 answers a hit
+// itself, else hands the same message to L3, which answers hit or miss, so
+// both tiers cost the caller one exchange. The tier that hits promotes the
+// entry into L1 (with the TTL it has left). The answer, *CacheLookedUp, goes
+// to ReplyTo.
+type CacheLookup struct {
+	Ref     uint64 // caller's correlation id, echoed in the answer
+	Key     string
+	ReplyTo *actor.PID
+}
+
+// CacheLookedUp answers CacheLookup.
+type CacheLookedUp struct {
+	Ref       uint64
+	Key       string
+	Value     []byte // nil when not found; read-only
+	Found     bool
+	Tier      string    // TierL2 or TierL3 when found
+	ExpiresAt time.Time // zero: never, or not found
 }

@@ -10,6 +10,10 @@ type RouterStats struct {
 	LoadBalancing  bool  `json:"load_balancing"`
 	Replaced       int64 `json:"workers_replaced"` // workers replaced: no answer to a health check, stopped, or wedged past a task's timeout
 	Draining       bool  `json:"draining"`         // shutting down: no new tasks accepted
+	// Coalesced counts tasks answered with an identical task's call
+	// (enable_collaboration); Flights are the shared calls in flight now.
+	Coalesced uint64 `json:"coalesced"`
+	Flights   int    `json:"flights"`
 }
 
 // PoolStats is one upstream's connection pool.

@@ -21,8 +21,19 @@ type Task struct {
 	Body   []byte
 	// Priority is the queue level, 0 most urgent, < priority_levels.
 	Priority int
-	Cache    string        // "auto" (default), "bypass" or "refresh"
+	Cache    string        // CacheAuto (default, ""), CacheBypass, CacheRefresh or CacheNoStore
 	Timeout  time.Duration // 0: parallel_execution.worker_timeout
+	// CacheTTL overrides cache.default_ttl for this task's stored answer
+	// (X-Deer-Cache-TTL); 0 keeps the default.
+	CacheTTL time.Duration
+	// CacheNamespace separates the cache entries of callers that share a
+	// credential (X-Deer-Cache-Namespace); part of the cache key.
+	CacheNamespace string
+	// Tenant identifies the caller for cache isolation: a hash of its
+	// credential (the ingress hashes the client's Authorization header),
+	// never the credential itself. Part of the cache key unless
+	// cache.share_across_keys is true. Empty: no credential.
+	Tenant string
 	// Stream asks for the upstream body as it arrives (TaskResult.Stream)
 	// instead of buffered in TaskResult.Body.
 	Stream bool
@@ -100,6 +111,24 @@ type TasksDrained struct {
 	Abandoned int // tasks answered with shutting_down at the deadline
 }
 
+// Task.Cache values: how a task uses the cache (SPEC §5, X-Deer-Cache).
+const (
+	CacheAuto    = "auto"     // answer from the cache when the task is cacheable, store a 2xx answer
+	CacheBypass  = "bypass"   // neither read nor write the cache, never coalesced
+	CacheRefresh = "refresh"  // call the upstream and replace the stored answer
+	CacheNoStore = "no-store" // may be answered from the cache; its own answer is not stored
+)
+
+// TaskResult.Cache values: where the answer came from.
+const (
+	CacheMiss      = "miss"      // the upstream answered (or the task is not cacheable)
+	CacheHitL1     = "hit-l1"    // from cache/l1
+	CacheHitL2     = "hit-l2"    // from cache/l2
+	CacheHitL3     = "hit-l3"    // from cache/l3
+	CacheCoalesced = "coalesced" // shared the answer of an identical task in flight
+	// CacheBypass, CacheRefresh: as the task asked.
+)
+
 // Task outcome statuses.
 const (
 	TaskSucceeded = "succeeded"
@@ -138,7 +167,7 @@ type TaskResult struct {
 	// upstream body as it arrives. The receiver must read and Close it: the
 	// close releases the connection lease and frees the worker.
 	Stream   io.ReadCloser
-	Cache    string        // "miss", "bypass", "hit-l1", "hit-l2", "hit-l3", "coalesced"
+	Cache    string        // CacheMiss, CacheBypass, CacheRefresh, CacheHitL1…L3 or CacheCoalesced
 	Attempts int           // attempts that reached the upstream (0: refused, failed fast or cancelled before any)
 	Queue    time.Duration // time spent queued
 	Latency  time.Duration // time from acceptance to the answer (headers, for streams)

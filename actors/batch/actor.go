@@ -26,9 +26,11 @@ type Deps struct {
 	Clock    clock.Clock
 	Log      zerolog.Logger
 	Metrics  *metrics.Set
-	// Sink receives every flushed *messages.BatchReady. Nil: batches are
-	// logged at debug and counted only (until the combined call exists).
-	Sink *actor.PID
+	// Sink returns who receives every flushed *messages.BatchReady: the
+	// router, which runs the combined call (looked up by name, so a
+	// restarted router is found). Nil, or a nil PID: each batch goes to its
+	// first item's ReplyTo.
+	Sink func() *actor.PID
 }
 
 // Props builds batch/UPSTREAM.
@@ -158,14 +160,29 @@ func (a *Actor) emit(ctx actor.Context, ready []Batch) {
 		}
 		a.mBatches.Inc()
 		a.mItems.Add(len(b.Items))
-		if a.d.Sink != nil {
-			ctx.Send(a.d.Sink, out)
+		if to := a.sink(out); to != nil {
+			ctx.Send(to, out)
 		} else {
-			a.log.Debug().Str("model", b.Model).Int("items", len(b.Items)).Int("inputs", b.Inputs).
-				Str("reason", out.Reason).Msg("batch ready (no sink)")
+			a.log.Warn().Str("model", b.Model).Int("items", len(b.Items)).Int("inputs", b.Inputs).
+				Str("reason", out.Reason).Msg("batch ready with nobody to run it")
 		}
 	}
 	a.changed()
+}
+
+// sink is where batch b goes.
+func (a *Actor) sink(b *messages.BatchReady) *actor.PID {
+	if a.d.Sink != nil {
+		if pid := a.d.Sink(); pid != nil {
+			return pid
+		}
+	}
+	for _, it := range b.Items {
+		if it.ReplyTo != nil {
+			return it.ReplyTo
+		}
+	}
+	return nil
 }
 
 // changed refreshes the pending gauge, the degraded flag and the timer.

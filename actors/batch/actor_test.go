@@ -52,7 +52,7 @@ func start(t *testing.T, cfg *conf.Config) *fixture {
 	f.sink, f.sch = actortest.Probe(t, f.system)
 	f.pid = actortest.Spawn(t, f.system, actortest.Panicky(Props(Deps{
 		Name: "batch/emb", Upstream: "emb", Live: f.live, Clock: f.clock,
-		Log: zerolog.Nop(), Metrics: f.set, Sink: f.sink,
+		Log: zerolog.Nop(), Metrics: f.set, Sink: func() *actor.PID { return f.sink },
 	})))
 	return f
 }

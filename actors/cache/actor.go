@@ -23,9 +23,19 @@ type Deps struct {
 	Log     zerolog.Logger // already carrying the actor name
 	Metrics *metrics.Set   // default: a private set
 	// Next returns the tier below, which receives this tier's evictions as
-	// *messages.CacheEvicted; nil, or a nil PID, drops them. A function
-	// rather than a PID so that a restarted L2 is found under its new PID.
+	// *messages.CacheEvicted and the *messages.CacheLookup it misses; nil,
+	// or a nil PID, drops the evictions and answers the lookups' misses
+	// here. A function rather than a PID so that a restarted tier is found
+	// under its new PID. L3 is the last tier and uses no Next.
 	Next func() *actor.PID
+	// Top returns cache/l1, into which L2 and L3 promote what a
+	// *messages.CacheLookup found; nil, or a nil PID, promotes nothing.
+	// Looked up on every use, like Next.
+	Top func() *actor.PID
+	// Front, for cache/l1 only, is the store the router reads without a
+	// message (see Front). The actor is its only writer and keeps its
+	// entries across restarts. nil: a private store that a restart empties.
+	Front *Front
 }
 
 // Props builds a cache tier actor. It panics if d.Tier is not a tier name:
@@ -35,6 +45,9 @@ func Props(d Deps) *actor.Props {
 	case messages.TierL1, messages.TierL2, messages.TierL3:
 	default:
 		panic(fmt.Sprintf("cache.Props: unknown tier %q", d.Tier))
+	}
+	if d.Front != nil && d.Tier != messages.TierL1 {
+		panic(fmt.Sprintf("cache.Props: a Front belongs to cache/l1, not to tier %q", d.Tier))
 	}
 	if d.Name == "" {
 		d.Name = "cache/" + d.Tier
@@ -61,12 +74,27 @@ type Actor struct {
 	timer  clock.Timer
 	gen    uint64 // cleanup timer generation: ticks of older ones are stale
 
-	m      tierMetrics
-	synced Counters // core counters already added to the Prometheus counters
+	// meter syncs the core's counters into the Prometheus ones; unused
+	// with a Front, which syncs its own.
+	meter meter
+	// unserved counts lookups missed because L3's store is unavailable:
+	// they missed every tier, and the store that would count them is not
+	// there. Part of the tier's Misses.
+	unserved uint64
 }
 
 // cleanupTick is the cleanup timer firing; gen tells stale ticks apart.
 type cleanupTick struct{ gen uint64 }
+
+// promoted is a hit of a CacheLookup in L2 or L3, sent to L1. It carries
+// the absolute expiry, so that promotion never extends an entry's life
+// (not even by the time the message takes), and an entry without expiry
+// stays without. It never crosses machines, so it stays in this package.
+type promoted struct {
+	Key       string
+	Value     []byte
+	ExpiresAt time.Time
+}
 
 // settings are the configuration keys a tier owns, parsed.
 type settings struct {
@@ -106,8 +134,18 @@ type backend interface {
 	Resize(capacity int) ([]Entry, error)
 	SetPolicy(p Policy)
 	PurgeExpired(now time.Time) ([]string, error)
-	Index() *Store
 	Close() error
+	// holds reports a live entry for key, without counting an access.
+	holds(now time.Time, key string) bool
+	// stats are the numbers StatsQuery and the metrics report.
+	stats() (entries, capacity int, c Counters)
+}
+
+// holds reports whether s has a live entry for key at now, without
+// counting anything or touching the order.
+func holds(s *Store, now time.Time, key string) bool {
+	n, ok := s.items[key]
+	return ok && !n.Expired(now)
 }
 
 // memory adapts Store to backend; it never fails.
@@ -123,8 +161,18 @@ func (m memory) PutUntil(key string, value []byte, exp time.Time) ([]Entry, erro
 func (m memory) Delete(key string) (bool, error)            { return m.Store.Delete(key), nil }
 func (m memory) Resize(n int) ([]Entry, error)              { return m.Store.Resize(n), nil }
 func (m memory) PurgeExpired(t time.Time) ([]string, error) { return m.Store.PurgeExpired(t), nil }
-func (m memory) Index() *Store                              { return m.Store }
 func (m memory) Close() error                               { return nil }
+func (m memory) holds(now time.Time, key string) bool       { return holds(m.Store, now, key) }
+func (m memory) stats() (int, int, Counters)                { return m.Len(), m.Cap(), m.Counters() }
+
+// disk adapts DiskStore to backend.
+type disk struct{ *DiskStore }
+
+func (d disk) holds(now time.Time, key string) bool { return holds(d.Index(), now, key) }
+func (d disk) stats() (int, int, Counters) {
+	idx := d.Index()
+	return idx.Len(), idx.Cap(), idx.Counters()
+}
 
 type tierMetrics struct {
 	hits, misses, evictions, expired *metrics.Counter
@@ -142,8 +190,37 @@ func newTierMetrics(s *metrics.Set, tier string) tierMetrics {
 	}
 }
 
+// meter adds what a store counted since the last sync to the Prometheus
+// counters, which outlive the store and the actor (same Set, same names)
+// while a new store counts from zero.
+type meter struct {
+	m       tierMetrics
+	synced  Counters // the store's counters already added
+	entries int      // the gauge's value, plus one (0: not set yet)
+}
+
+func (mt *meter) sync(entries int, c Counters) {
+	if c != mt.synced {
+		addDelta(mt.m.hits, c.Hits, mt.synced.Hits)
+		addDelta(mt.m.misses, c.Misses, mt.synced.Misses)
+		addDelta(mt.m.evictions, c.Evictions, mt.synced.Evictions)
+		addDelta(mt.m.expired, c.Expired, mt.synced.Expired)
+		mt.synced = c
+	}
+	if entries+1 != mt.entries {
+		mt.m.entries.Set(float64(entries))
+		mt.entries = entries + 1
+	}
+}
+
+func addDelta(ctr *metrics.Counter, now, before uint64) {
+	if now != before {
+		ctr.AddInt64(int64(now - before))
+	}
+}
+
 func newActor(d Deps) *Actor {
-	return &Actor{d: d, log: d.Log, m: newTierMetrics(d.Metrics, d.Tier)}
+	return &Actor{d: d, log: d.Log, meter: meter{m: newTierMetrics(d.Metrics, d.Tier)}}
 }
 
 // Receive handles one message.
@@ -165,6 +242,10 @@ func (a *Actor) Receive(ctx actor.Context) {
 		}
 	case *messages.CacheEvicted:
 		a.demoted(ctx, msg)
+	case *messages.CacheLookup:
+		a.lookup(ctx, msg)
+	case *promoted:
+		a.promoted(ctx, msg)
 	case *cleanupTick:
 		if msg.gen == a.gen {
 			a.cleanup(ctx)
@@ -208,13 +289,32 @@ func (a *Actor) start(ctx actor.Context) {
 	}
 	a.set = s
 	a.open()
+	if a.d.Front != nil {
+		a.takeFront(ctx)
+	}
 	a.schedule()
+}
+
+// takeFront makes the Front this incarnation's store: the entries a
+// previous one left stay, under the configuration now in force (a bound
+// that shrank while the actor was down demotes the overflow).
+func (a *Actor) takeFront(ctx actor.Context) {
+	f := a.d.Front
+	f.attach(a.meter.m)
+	a.store.SetPolicy(a.set.policy)
+	evicted, _ := a.store.Resize(a.set.size)
+	a.demote(ctx, evicted)
+	f.setEnabled(a.set.enabled)
 }
 
 // open creates the backend. An L3 store that cannot open leaves the tier
 // degraded, serving misses; cleanup ticks and ApplyConfig try again.
 func (a *Actor) open() {
 	if a.store != nil {
+		return
+	}
+	if a.d.Front != nil {
+		a.store = frontStore{a.d.Front}
 		return
 	}
 	if a.d.Tier != messages.TierL3 {
@@ -229,7 +329,7 @@ func (a *Actor) open() {
 		a.openErr = err
 		return
 	}
-	a.store, a.openErr, a.l3Dir = ds, nil, a.set.l3Path
+	a.store, a.openErr, a.l3Dir = disk{ds}, nil, a.set.l3Path
 	a.log.Info().Str("path", a.l3Dir).Int("entries", ds.Index().Len()).Msg("l3 store open")
 }
 
@@ -278,14 +378,110 @@ func (a *Actor) cleanup(ctx actor.Context) {
 
 func (a *Actor) get(ctx actor.Context, msg *messages.CacheGet) {
 	res := &messages.CacheResult{Key: msg.Key, Tier: a.d.Tier}
-	if a.set.enabled && a.store != nil {
-		e, ok, err := a.store.Get(a.d.Clock.Now(), msg.Key)
-		a.noteIO(err)
-		if ok {
-			res.Value, res.Found, res.ExpiresAt = e.Value, true, e.ExpiresAt
-		}
+	if e, ok := a.read(msg.Key); ok {
+		res.Value, res.Found, res.ExpiresAt = e.Value, true, e.ExpiresAt
 	}
 	a.respond(ctx, res)
+}
+
+// read looks key up for a CacheGet or a CacheLookup. A disabled tier
+// misses without counting; an L3 without its store misses and counts it.
+func (a *Actor) read(key string) (Entry, bool) {
+	switch {
+	case !a.set.enabled:
+		return Entry{}, false
+	case a.store == nil:
+		a.unserved++
+		a.meter.m.misses.Inc()
+		return Entry{}, false
+	}
+	e, ok, err := a.store.Get(a.d.Clock.Now(), key)
+	a.noteIO(err)
+	return e, ok
+}
+
+// lookup is this tier's step in the lookup chain (doc.go): a hit is
+// promoted into L1 and answered here; a miss goes on to the next tier, or
+// is answered here when there is none (L3, or no tier below running). A
+// disabled tier answers the miss at once: the whole cache is off.
+//
+// The promotion is sent before the answer, so once the caller has the
+// answer, whatever it sends cache/l1 next is processed after it.
+func (a *Actor) lookup(ctx actor.Context, msg *messages.CacheLookup) {
+	replyTo := msg.ReplyTo
+	if replyTo == nil {
+		replyTo = ctx.Sender() // asked with Request: answer the asker
+	}
+	res := &messages.CacheLookedUp{Ref: msg.Ref, Key: msg.Key}
+	if e, ok := a.read(msg.Key); ok {
+		a.promote(ctx, msg.Key, e)
+		res.Value, res.Found, res.Tier, res.ExpiresAt = e.Value, true, a.d.Tier, e.ExpiresAt
+		a.answer(ctx, replyTo, res)
+		return
+	}
+	if next := a.below(); next != nil && a.set.enabled {
+		if msg.ReplyTo == nil && replyTo != nil {
+			fwd := *msg // the message may be redelivered: do not modify it
+			fwd.ReplyTo = replyTo
+			msg = &fwd
+		}
+		ctx.Send(next, msg)
+		return
+	}
+	a.answer(ctx, replyTo, res)
+}
+
+func (a *Actor) answer(ctx actor.Context, to *actor.PID, res *messages.CacheLookedUp) {
+	if to == nil {
+		a.log.Debug().Str("key", res.Key).Msg("cache lookup with nowhere to answer")
+		return
+	}
+	ctx.Send(to, res)
+}
+
+// below is the tier lookups and evictions go down to; nil for L3.
+func (a *Actor) below() *actor.PID {
+	if a.d.Next == nil || a.d.Tier == messages.TierL3 {
+		return nil
+	}
+	return a.d.Next()
+}
+
+// promote hands a lookup hit to L1 with the expiry it has. L2 then drops
+// its copy: L1 hands it back when it evicts it, and L1 and L2 holding
+// different entries hold more of them. L3, the persistent tier that the
+// caller writes through to, keeps its copy. Without a running L1 nothing
+// is promoted and L2 keeps the entry.
+func (a *Actor) promote(ctx actor.Context, key string, e Entry) {
+	if a.d.Tier == messages.TierL1 || a.d.Top == nil {
+		return
+	}
+	top := a.d.Top()
+	if top == nil {
+		return
+	}
+	ctx.Send(top, &promoted{Key: key, Value: e.Value, ExpiresAt: e.ExpiresAt})
+	if a.d.Tier == messages.TierL2 {
+		_, err := a.store.Delete(key)
+		a.noteIO(err)
+	}
+}
+
+// promoted stores a hit a lower tier promoted, keeping its expiry. An
+// entry the tier already holds live stays as it is: it was put or promoted
+// since the lower tier's copy was made (a refreshed answer, say), so it is
+// at least as new.
+func (a *Actor) promoted(ctx actor.Context, msg *promoted) {
+	if !a.set.enabled || a.store == nil {
+		return
+	}
+	now := a.d.Clock.Now()
+	if (Entry{ExpiresAt: msg.ExpiresAt}).Expired(now) || a.store.holds(now, msg.Key) {
+		return
+	}
+	evicted, err := a.store.PutUntil(msg.Key, msg.Value, msg.ExpiresAt)
+	a.noteIO(err)
+	a.demote(ctx, evicted)
 }
 
 func (a *Actor) put(ctx actor.Context, msg *messages.CachePut) {
@@ -364,6 +560,9 @@ func (a *Actor) apply(ctx actor.Context, cfg *conf.Config) error {
 	}
 	old := a.set
 	a.set = s
+	if a.d.Front != nil {
+		a.d.Front.setEnabled(s.enabled)
+	}
 	if a.store == nil {
 		a.open()
 	} else {
@@ -420,28 +619,25 @@ func (a *Actor) stats() *messages.CacheTierStats {
 		TTL:      a.set.ttl.Seconds(),
 	}
 	if a.store != nil {
-		idx := a.store.Index()
-		c := idx.Counters()
-		st.Entries, st.Capacity = idx.Len(), idx.Cap()
+		var c Counters
+		st.Entries, st.Capacity, c = a.store.stats()
 		st.Hits, st.Misses, st.Evictions, st.Expired = c.Hits, c.Misses, c.Evictions, c.Expired
 	}
+	st.Misses += a.unserved
 	return st
 }
 
 // syncMetrics adds what the core counted since the last message to the
-// Prometheus counters, which outlive actor restarts (same Set, same names)
-// while the core's counters start again from zero.
+// Prometheus counters. A new store counts from zero (a restarted memory
+// tier, a reopened L3), and so does the meter of a new incarnation. A
+// Front syncs its own counters, on every operation.
 func (a *Actor) syncMetrics() {
-	if a.store == nil {
-		a.m.entries.Set(0)
-		return
+	switch {
+	case a.d.Front != nil:
+	case a.store == nil:
+		a.meter.sync(0, a.meter.synced)
+	default:
+		n, _, c := a.store.stats()
+		a.meter.sync(n, c)
 	}
-	idx := a.store.Index()
-	c := idx.Counters()
-	a.m.hits.AddInt64(int64(c.Hits - a.synced.Hits))
-	a.m.misses.AddInt64(int64(c.Misses - a.synced.Misses))
-	a.m.evictions.AddInt64(int64(c.Evictions - a.synced.Evictions))
-	a.m.expired.AddInt64(int64(c.Expired - a.synced.Expired))
-	a.synced = c
-	a.m.entries.Set(float64(idx.Len()))
 }

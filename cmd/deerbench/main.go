@@ -1,9 +1,11 @@
 // Command deerbench is `make bench`: it runs deersim, nginx, deerd and (when
 // installed) Portkey side by side on this machine, drives them with
 // deerload through phases A (sequential added latency), B (open-loop load
-// at rising rates) and C (resilience features), and rewrites the generated
-// section of docs/benchmarks.md with the tables, the machine, the versions,
-// the commands and SVG plots. The Makefile installs nginx and Portkey and
+// at rising rates) and C (features: cache hits, coalescing, embedding
+// batching, the hit ratio under Zipf-distributed requests, retries,
+// Retry-After, the breaker), and rewrites the generated section of
+// docs/benchmarks.md with the tables, the machine, the versions, the
+// commands and SVG plots. The Makefile installs nginx and Portkey and
 // builds the binaries first; deerbench finds what is there and reports what
 // is not.
 //

@@ -16,7 +16,9 @@ const (
 )
 
 // writeDeerdConf writes deerd's bench configuration and returns its text
-// and path.
+// and path. The cache and batch_processing keep their defaults: Phase C
+// measures them as shipped. The L3 store left by an earlier run is removed,
+// so that the run starts with a cold cache.
 func writeDeerdConf(work, addr, simAddr string) (string, string, error) {
 	conf := fmt.Sprintf(`# deerd under make bench. Settings differ from conf/deer.toml only where
 # the defaults, sized for LLM providers, would pace the benchmark.
@@ -42,17 +44,27 @@ queue_size = 100000
 detailed_logging = false
 
 [cache]
+# Sizes and TTL at their defaults (l1 1000, l2 5000, l3 10000 entries).
 l3_path = %q
 
 [upstreams.sim]
 base_url = "http://%s"
 models = ["sim-model"]
 timeout = 30.0
+# As in conf/deer.toml: /v1/embeddings calls are micro-batched
+# (batch_processing at its defaults: 10 inputs, 1.5 s).
+batch = "openai-embeddings"
 `, addr, DeerdConnections, DeerdRate, DeerdRate, DeerdRate/10, DeerdWorkers,
-		filepath.Join(work, "data", "cache"), simAddr)
+		l3Path(work), simAddr)
+	if err := os.RemoveAll(l3Path(work)); err != nil {
+		return "", "", err
+	}
 	path := filepath.Join(work, "deerd.toml")
 	return conf, path, os.WriteFile(path, []byte(conf), 0o644)
 }
+
+// l3Path is where the bench's deerd keeps its L3 store.
+func l3Path(work string) string { return filepath.Join(work, "data", "cache") }
 
 // writeNginxConf writes nginx.conf under work/nginx (its prefix) and
 // returns its text: one worker, a plain proxy_pass with upstream keep-alive,

@@ -3,9 +3,7 @@ package bench
 import (
 	"context"
 	"fmt"
-	"io"
 	"maps"
-	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -23,15 +21,13 @@ type Feature struct {
 	Nginx string `json:"nginx"`
 }
 
-// phaseC checks the resilience features against a misbehaving simulator.
-// A feature deerd does not have yet is reported as not built.
+// phaseC checks the features: first the cache, coalescing and embedding
+// batching (cache.go), then the resilience features against a misbehaving
+// simulator, the breaker last (it leaves deerd's breaker open).
 func (r *runner) phaseC(ctx context.Context) error {
-	r.res.PhaseC = append(r.res.PhaseC, Feature{
-		Name:  "Cache-hit latency",
-		How:   "repeat one request; time the answers served from the cache",
-		Deerd: "not built: the cache tiers run as actors but are not on the task path yet",
-		Nginx: "no cache configured",
-	})
+	if err := r.cacheChecks(ctx); err != nil {
+		return err
+	}
 	for _, check := range []func(context.Context) (Feature, error){r.retryAmplification, r.retryAfter, r.breakerFastFail} {
 		f, err := check(ctx)
 		if err != nil {
@@ -39,12 +35,6 @@ func (r *runner) phaseC(ctx context.Context) error {
 		}
 		r.res.PhaseC = append(r.res.PhaseC, f)
 	}
-	r.res.PhaseC = append(r.res.PhaseC, Feature{
-		Name:  "Embedding calls saved by batching",
-		How:   "concurrent single-input embedding requests; count upstream calls",
-		Deerd: "not built: each embeddings request is one upstream call",
-		Nginx: "one upstream call per request",
-	})
 	return r.control(ctx, `{"latency": "0s", "error_rate": 0, "capacity": 0}`)
 }
 
@@ -238,19 +228,6 @@ func (r *runner) sequential(ctx context.Context, url string, n int) *outcome {
 
 // call sends one chat completion and reads the answer; code 0 means none.
 func (r *runner) call(ctx context.Context, url, body string, timeout time.Duration) (int, time.Duration) {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(body))
-	if err != nil {
-		return 0, 0
-	}
-	req.Header.Set("Content-Type", "application/json")
-	start := time.Now()
-	resp, err := r.client.Do(req)
-	if err != nil {
-		return 0, time.Since(start)
-	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	return resp.StatusCode, time.Since(start)
+	a := r.send(ctx, url, body, timeout, time.Now())
+	return a.code, a.d
 }

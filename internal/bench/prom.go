@@ -49,6 +49,38 @@ func ParseHistogram(text, name string) Buckets {
 	return b
 }
 
+// ParseCounter sums the samples of the counter name over its label sets
+// in Prometheus text exposition; ok is false when there is none.
+func ParseCounter(text, name string) (sum float64, ok bool) {
+	sc := bufio.NewScanner(strings.NewReader(text))
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		rest, found := strings.CutPrefix(line, name)
+		if !found || rest == "" || (rest[0] != '{' && rest[0] != ' ') {
+			continue // another metric whose name starts with name
+		}
+		if rest[0] == '{' {
+			j := strings.LastIndexByte(rest, '}')
+			if j < 0 {
+				continue
+			}
+			rest = rest[j+1:]
+		}
+		fields := strings.Fields(rest)
+		if len(fields) == 0 {
+			continue
+		}
+		v, err := strconv.ParseFloat(fields[0], 64)
+		if err != nil {
+			continue
+		}
+		sum += v
+		ok = true
+	}
+	return sum, ok
+}
+
 // Sub is the histogram of the observations made between before and b.
 func (b Buckets) Sub(before Buckets) Buckets {
 	d := Buckets{}

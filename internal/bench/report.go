@@ -241,7 +241,7 @@ func (res *Results) Goals() []Goal {
 		g.Met = verdict(s.OverheadP50US <= 20)
 	}
 	goals = append(goals, g)
-	return goals
+	return append(goals, res.cacheGoals()...)
 }
 
 // Markdown renders the results as the generated section of
@@ -287,9 +287,17 @@ func (res *Results) Markdown(plots []string) string {
 	res.phaseAMarkdown(&b)
 	res.phaseBMarkdown(&b, plots)
 	w("### Phase C: features\n\n")
+	if res.CacheHit != nil || res.Coalescing != nil || res.Batching != nil || res.Zipf != nil {
+		w("Phases A and B send chat completions without `temperature`, which deerd does not cache: their figures are upstream round trips. The cache rows below send temperature-0 chats and embeddings, which deerd caches, each body tagged with this run's nonce (and the L3 store of an earlier run removed before deerd starts), so that the cache is cold where a row needs it cold. ")
+		w("The cache, coalescing and batching rows run first, against a healthy deersim; the retry, Retry-After and breaker rows after them (the last leaves deerd's breaker open).\n\n")
+	}
 	w("| feature | how | deerd | nginx |\n|---|---|---|---|\n")
-	for _, f := range res.PhaseC {
+	for _, f := range res.phaseCRows() {
 		w("| %s | %s | %s | %s |\n", f.Name, f.How, f.Deerd, orDash(f.Nginx))
+	}
+	if z := res.Zipf; z != nil {
+		w("\n")
+		z.markdown(&b)
 	}
 	w("\n### Goals (issue 5)\n\n| goal | measured | |\n|---|---|---|\n")
 	for _, g := range res.Goals() {

@@ -37,8 +37,14 @@ type Results struct {
 	PhaseAAlone []string  `json:"phase_a_alone,omitempty"`
 	PhaseB      []Step    `json:"phase_b"`
 	PhaseC      []Feature `json:"phase_c"`
-	DeerdConfig string    `json:"deerd_config"`
-	NginxConfig string    `json:"nginx_config,omitempty"`
+	// The structured results behind Phase C's cache, coalescing and
+	// batching rows (nil when not measured, as in runs saved before them).
+	CacheHit    *CacheHit   `json:"cache_hit,omitempty"`
+	Coalescing  *Coalescing `json:"coalescing,omitempty"`
+	Batching    *Batching   `json:"batching,omitempty"`
+	Zipf        *ZipfRun    `json:"zipf,omitempty"`
+	DeerdConfig string      `json:"deerd_config"`
+	NginxConfig string      `json:"nginx_config,omitempty"`
 }
 
 // Step is one target at one rate in Phase B.

@@ -70,6 +70,8 @@ type runner struct {
 	targets []target
 	client  *http.Client
 	headers []string // sent with every request (Portkey's routing headers)
+	// nonce makes this run's cacheable bodies new to deerd's cache.
+	nonce string
 }
 
 func (r *runner) logf(format string, args ...any) {
@@ -94,6 +96,7 @@ func Run(ctx context.Context, opts Options, plan Plan) (*Results, error) {
 		opts: opts, plan: plan, pin: Pin{Taskset: opts.Taskset},
 		client: &http.Client{Transport: tr, Timeout: 60 * time.Second},
 		res:    newResults(plan),
+		nonce:  strconv.FormatInt(time.Now().UnixNano(), 36),
 	}
 	r.res.Pinned = opts.Taskset != ""
 	defer r.stop()
@@ -102,11 +105,17 @@ func Run(ctx context.Context, opts Options, plan Plan) (*Results, error) {
 	}
 	r.res.ClearRefs = ResetPeak(r.sim.Pid())
 
+	sharedBefore, sharedOK := r.sharedAnswers(ctx)
 	if err := r.phaseA(ctx); err != nil {
 		return nil, fmt.Errorf("phase A: %w", err)
 	}
 	if err := r.phaseB(ctx); err != nil {
 		return nil, fmt.Errorf("phase B: %w", err)
+	}
+	// Phases A and B send chat completions without "temperature", which
+	// deerd neither caches nor coalesces: each must be an upstream call.
+	if after, ok := r.sharedAnswers(ctx); sharedOK && ok && after > sharedBefore {
+		r.res.Notes = append(r.res.Notes, fmt.Sprintf("deerd answered %.0f requests of Phases A and B from its cache or an identical call in flight (deer_cache_hits_total, deer_coalesced_total): those figures are not all upstream round trips.", after-sharedBefore))
 	}
 	if err := r.phaseC(ctx); err != nil {
 		return nil, fmt.Errorf("phase C: %w", err)
@@ -241,9 +250,12 @@ func (r *runner) simStats(ctx context.Context, reset bool) (simStats, error) {
 
 // simStats is the part of deersim's GET /_stats the bench reads.
 type simStats struct {
-	Requests   map[string]int64 `json:"requests"`
-	InFlight   int64            `json:"in_flight"`
-	RetryAfter struct {
+	Requests             map[string]int64 `json:"requests"`
+	InFlight             int64            `json:"in_flight"`
+	EmbeddingCalls       int64            `json:"embedding_calls"`
+	EmbeddingInputs      int64            `json:"embedding_inputs"`
+	EmbeddingInputCounts []int            `json:"embedding_input_counts"`
+	RetryAfter           struct {
 		Asked     int64   `json:"asked"`
 		Retried   int64   `json:"retried"`
 		Early     int64   `json:"early"`
@@ -462,6 +474,24 @@ func (r *runner) loadStep(ctx context.Context, t target, rate float64, step *Ste
 		}
 	}
 	return nil
+}
+
+// sharedAnswers reads how many tasks deerd answered without an upstream
+// call of their own: deer_cache_hits_total (all tiers) plus
+// deer_coalesced_total. ok is false when /metrics does not answer.
+func (r *runner) sharedAnswers(ctx context.Context) (float64, bool) {
+	t, ok := r.target(Deerd)
+	if !ok {
+		return 0, false
+	}
+	b, err := r.get(ctx, "http://"+t.proc.Addr+"/metrics", "text/plain")
+	if err != nil {
+		r.logf("reading deerd /metrics: %v", err)
+		return 0, false
+	}
+	hits, _ := ParseCounter(string(b), "deer_cache_hits_total") // no series yet: none yet
+	coalesced, _ := ParseCounter(string(b), "deer_coalesced_total")
+	return hits + coalesced, true
 }
 
 // overhead reads deerd's deer_overhead_seconds histogram; nil if it cannot.

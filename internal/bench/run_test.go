@@ -48,6 +48,9 @@ func tinyPlan() Plan {
 		SimLatency: 5 * time.Millisecond, GiveUpPct: 50,
 		RetryRate: 40, RetryDuration: 500 * time.Millisecond,
 		LimitedTasks: 30, LimitedRate: 40, FastFails: 5,
+		CoalesceCalls: 5, CoalesceLatency: 200 * time.Millisecond,
+		EmbedRequests: 20, EmbedRate: 100, EmbedLatency: 5 * time.Millisecond,
+		ZipfKeys: 20, ZipfRequests: 60, ZipfRate: 200, ZipfS: 1, ZipfSeed: 1,
 	}
 }
 
@@ -89,8 +92,10 @@ func TestRunMeasuresDeerdAgainstDirectCalls(t *testing.T) {
 		features[f.Name] = f
 	}
 	for name, want := range map[string]string{
-		"Cache-hit latency":                 "not built",
-		"Embedding calls saved by batching": "not built",
+		CacheHitFeature:                     "upstream calls during the hit rounds:",
+		CoalesceFeature:                     "for 5 calls; answered 5 × 200; X-Deer-Cache:",
+		BatchFeature:                        "20/20 succeeded;",
+		ZipfFeature:                         "hit ratio",
 		"Retry-After honoured":              "0 sooner than Retry-After",
 		"Breaker fast-fail":                 "0 upstream calls",
 		"Retry amplification under 10% 5xx": "upstream calls for 20 requests",
@@ -102,7 +107,24 @@ func TestRunMeasuresDeerdAgainstDirectCalls(t *testing.T) {
 	if !strings.Contains(features["Breaker fast-fail"].Deerd, "5 × 503") {
 		t.Errorf("an open breaker answers 503 circuit_open: %s", features["Breaker fast-fail"].Deerd)
 	}
-	if len(res.Commands) < 2 || !strings.Contains(res.DeerdConfig, "max_workers = 512") {
+	// The cache rows' wiring; whether deerd meets their goals is for make
+	// bench to report, not for this test.
+	if c := res.CacheHit; c == nil || c.Error != "" || c.Rounds == nil || len(c.Rounds.Diffs) != 1 || total(c.Answers) != 2+2*3 {
+		t.Errorf("cache-hit rounds: %+v; want direct and deerd, 8 deerd answers tallied", c)
+	}
+	if b := res.Batching; b == nil || b.Deerd == nil || b.Deerd.Inputs != 20 || b.BatchSize != 10 || b.BatchTimeout != 1.5 {
+		t.Errorf("batching: %+v; want 20 inputs upstream and the default batch settings read from deerd", b)
+	} else if b.Deerd.OK != 20 {
+		t.Errorf("batching: deerd answered %v (X-Deer-Cache %v)", b.Deerd.Statuses, b.Deerd.Answers)
+	}
+	if z := res.Zipf; z == nil || z.Statuses[200] != 60 || z.Capacity != 16000 || z.IdealHits != 60-z.Distinct {
+		t.Errorf("zipf: %+v; want 60 answers and an ideal LRU of 16000 entries that misses only first sightings", z)
+	}
+	if len(res.Goals()) != 9 {
+		t.Errorf("%d goals, want 9", len(res.Goals()))
+	}
+	if len(res.Commands) < 2 || !strings.Contains(res.DeerdConfig, "max_workers = 512") ||
+		!strings.Contains(res.DeerdConfig, `batch = "openai-embeddings"`) {
 		t.Errorf("the report needs the commands and the config: %q", res.Commands)
 	}
 }

@@ -26,6 +26,9 @@ const (
 	DefaultDimensions = 8
 	MaxDimensions     = 4096
 	MaxEmbeddingBatch = 2048
+	// MaxInputTokens is the most tokens (words, here) one embedding input
+	// may have, as OpenAI's 8192: a longer one fails the whole request.
+	MaxInputTokens = 8192
 )
 
 // replyWords is how many words of the prompt a reply quotes.
@@ -504,6 +507,11 @@ func parseInputs(raw json.RawMessage) ([]embedInput, string) {
 	}
 	if len(ins) > MaxEmbeddingBatch {
 		return nil, fmt.Sprintf("'input' has %d items; at most %d are allowed.", len(ins), MaxEmbeddingBatch)
+	}
+	for i, in := range ins {
+		if in.tokens > MaxInputTokens {
+			return nil, fmt.Sprintf("'input[%d]' has %d tokens; at most %d are allowed per input.", i, in.tokens, MaxInputTokens)
+		}
 	}
 	return ins, ""
 }
