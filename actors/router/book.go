@@ -38,7 +38,7 @@ type Book struct {
 	flights map[string]*flight // cache key → the identical call in flight
 	refs    map[uint64]*entry  // pending cache lookup or batch item → its task
 	refSeq  uint64
-	lookups int // entries in stateLookup
+	lookups int    // entries in stateLookup
 	streams uint64 // numbers shared streams, so a late end of an old one is told apart
 
 	coalesced uint64 // tasks answered with an identical task's call
