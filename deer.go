@@ -51,6 +51,7 @@ type Runtime struct {
 
 	strategies []*supervisor.Strategy
 	rtrip      http.RoundTripper
+	receive    func(name string, next actor.ReceiverFunc) actor.ReceiverFunc
 	builtins   []*sim.Hosted // simulators served for builtin upstreams
 	dispatcher *dispatch.Pool
 	boxes      *reply.Boxes
@@ -77,6 +78,7 @@ type options struct {
 	extra    []supervisor.ChildSpec
 	policy   *supervisor.Policy
 	rtrip    http.RoundTripper
+	receive  func(name string, next actor.ReceiverFunc) actor.ReceiverFunc
 }
 
 // WithClock makes the runtime read time from c (tests use a fake clock).
@@ -103,6 +105,14 @@ func WithActor(name string, props *actor.Props) Option {
 // benchmarks use a no-op one). Lease accounting and everything above it is
 // unchanged.
 func WithRoundTripper(rt http.RoundTripper) Option { return func(o *options) { o.rtrip = rt } }
+
+// WithReceive wraps the receive of every component actor (the children of
+// the supervision groups: pool/U, limiter/U, breaker/U/E, batch/U, cache/*,
+// router, metrics, http) in wrap, given the actor's SPEC name. Tests use it
+// to make a component crash on a message and check what supervision does.
+func WithReceive(wrap func(name string, next actor.ReceiverFunc) actor.ReceiverFunc) Option {
+	return func(o *options) { o.receive = wrap }
+}
 
 // WithSupervisionPolicy overrides the restart policy of every supervisor.
 func WithSupervisionPolicy(p supervisor.Policy) Option {
@@ -146,6 +156,7 @@ func Start(ctx context.Context, cfg *conf.Config, opts ...Option) (*Runtime, err
 		setLevel: o.setLevel,
 		started:  o.clock.Now(),
 		rtrip:    o.rtrip,
+		receive:  o.receive,
 		// Mailbox runs reuse goroutines; idle ones go after a while.
 		dispatcher: dispatch.New(300, 10*time.Second),
 		board:      breaker.NewBoard(),

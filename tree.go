@@ -44,6 +44,12 @@ func (rt *Runtime) spawnTree(policy supervisor.Policy, extra []supervisor.ChildS
 	pooled := func(specs []supervisor.ChildSpec) []supervisor.ChildSpec {
 		for _, s := range specs {
 			s.Props.Configure(actor.WithDispatcher(rt.dispatcher))
+			if rt.receive != nil {
+				name, wrap := s.Name, rt.receive
+				s.Props.Configure(actor.WithReceiverMiddleware(func(next actor.ReceiverFunc) actor.ReceiverFunc {
+					return wrap(name, next)
+				}))
+			}
 		}
 		return specs
 	}

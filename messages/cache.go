@@ -71,8 +71,8 @@ type CacheEvicted struct {
 // CacheLookup asks cache/l2 for Key on the task path: L2 answers a hit
 // itself, else hands the same message to L3, which answers hit or miss, so
 // both tiers cost the caller one exchange. The tier that hits promotes the
-// entry into L1 (with the TTL it has left). The answer, *CacheLookedUp, goes
-// to ReplyTo.
+// entry into L1 keeping its absolute expiry, so promotion never extends its
+// life. The answer, *CacheLookedUp, goes to ReplyTo.
 type CacheLookup struct {
 	Ref     uint64 // caller's correlation id, echoed in the answer
 	Key     string

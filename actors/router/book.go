@@ -497,7 +497,7 @@ func (b *Book) storeIfWanted(fx *effects, plan cache.Plan, res *messages.TaskRes
 	if !plan.Store || !fresh || res.Status != messages.TaskSucceeded || res.UpstreamStatus/100 != 2 || res.Stream != nil {
 		return
 	}
-	fx.add(StoreCache{Key: plan.Key, Answer: cache.AnswerOf(res), TTL: plan.TTL})
+	fx.add(StoreCache{Key: plan.Key, Answer: cache.AnswerOf(res), TTL: plan.TTL, Replace: res.Cache == messages.CacheRefresh})
 }
 
 // join makes e a follower of flight f: it gets f's answer when it comes, or

@@ -74,10 +74,12 @@ type LookupCache struct {
 }
 
 // StoreCache writes an answer to the cache (L1 and L3), fire-and-forget.
+// Replace (a refresh) also drops an older copy L2 may hold.
 type StoreCache struct {
-	Key    string
-	Answer cache.Answer
-	TTL    time.Duration
+	Key     string
+	Answer  cache.Answer
+	TTL     time.Duration
+	Replace bool
 }
 
 // EnqueueBatch hands an embedding call to batch/Upstream; the batcher
@@ -150,6 +152,9 @@ func describe(e Effect, t0 time.Time) string {
 		s := fmt.Sprintf("store key=%s status=%d body=%q ttl=%v", e.Key, e.Answer.Status, e.Answer.Body, e.TTL)
 		if e.Answer.Stream {
 			s += fmt.Sprintf(" stream chunks=%v", e.Answer.Chunks)
+		}
+		if e.Replace {
+			s += " replace"
 		}
 		return s
 	case EnqueueBatch:

@@ -298,6 +298,9 @@ func (r *Router) store(ctx actor.Context, e StoreCache) {
 			ctx.Send(pid, &messages.CachePut{Key: e.Key, Value: value, TTL: e.TTL.Seconds()})
 		}
 	}
+	if pid, ok := r.d.Registry.PID("cache/" + messages.TierL2); ok && e.Replace {
+		ctx.Send(pid, &messages.CacheDelete{Key: e.Key})
+	}
 }
 
 // enqueueBatch hands an embedding call to batch/U; without one the call

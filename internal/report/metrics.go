@@ -48,14 +48,18 @@ type AdvancedOptimizations struct {
 
 // ParallelExecutor is the router and its workers.
 type ParallelExecutor struct {
-	ActiveTasks     int    `json:"active_tasks"`
-	Workers         int    `json:"workers"`
-	Queued          int    `json:"queued"`
-	PriorityLevels  int    `json:"priority_levels"`
-	LoadBalancing   bool   `json:"load_balancing"`
-	WorkersReplaced int64  `json:"workers_replaced"`
-	Draining        bool   `json:"draining"`
-	Status          string `json:"status"`
+	ActiveTasks     int   `json:"active_tasks"`
+	Workers         int   `json:"workers"`
+	Queued          int   `json:"queued"`
+	PriorityLevels  int   `json:"priority_levels"`
+	LoadBalancing   bool  `json:"load_balancing"`
+	WorkersReplaced int64 `json:"workers_replaced"`
+	Draining        bool  `json:"draining"`
+	// Coalesced counts tasks answered with an identical task's call;
+	// Flights are the shared calls in flight now (enable_collaboration).
+	Coalesced uint64 `json:"coalesced"`
+	Flights   int    `json:"flights"`
+	Status    string `json:"status"`
 }
 
 // RateLimiter summarises the upstream limiters. CurrentRate is the mean of
@@ -77,14 +81,18 @@ type MemoryManager struct {
 // CacheStats is the reference guide's hit counters. Misses counts lookups
 // that missed every tier (the last tier's misses).
 type CacheStats struct {
-	L1Hits    uint64  `json:"l1_hits"`
-	L2Hits    uint64  `json:"l2_hits"`
-	L3Hits    uint64  `json:"l3_hits"`
-	Misses    uint64  `json:"misses"`
-	HitRate   float64 `json:"hit_rate"`
-	L1Entries int     `json:"l1_entries"`
-	L2Entries int     `json:"l2_entries"`
-	L3Entries int     `json:"l3_entries"`
+	L1Hits  uint64  `json:"l1_hits"`
+	L2Hits  uint64  `json:"l2_hits"`
+	L3Hits  uint64  `json:"l3_hits"`
+	Misses  uint64  `json:"misses"`
+	HitRate float64 `json:"hit_rate"`
+	// Demotions are entries L1 or L2 pushed out to the tier below;
+	// Evictions are entries L3 pushed out: gone from every tier.
+	Demotions uint64 `json:"demotions"`
+	Evictions uint64 `json:"evictions"`
+	L1Entries int    `json:"l1_entries"`
+	L2Entries int    `json:"l2_entries"`
+	L3Entries int    `json:"l3_entries"`
 }
 
 // ErrorRecovery summarises the breakers: the worst state of any endpoint
@@ -172,7 +180,7 @@ func Metrics(in Input, proc SystemInfo) *MetricsReport {
 			adv.ParallelExecutor = ParallelExecutor{
 				ActiveTasks: s.ActiveTasks, Workers: s.Workers, Queued: s.Queued,
 				PriorityLevels: s.PriorityLevels, LoadBalancing: s.LoadBalancing, WorkersReplaced: s.Replaced,
-				Draining: s.Draining,
+				Draining: s.Draining, Coalesced: s.Coalesced, Flights: s.Flights,
 			}
 		case *messages.PoolStats:
 			p := &rep.ConnectionPool
@@ -223,13 +231,14 @@ func Metrics(in Input, proc SystemInfo) *MetricsReport {
 func cacheStats(tiers map[string]*messages.CacheTierStats) CacheStats {
 	var cs CacheStats
 	if t := tiers[messages.TierL1]; t != nil {
-		cs.L1Hits, cs.L1Entries = t.Hits, t.Entries
+		cs.L1Hits, cs.L1Entries, cs.Demotions = t.Hits, t.Entries, t.Evictions
 	}
 	if t := tiers[messages.TierL2]; t != nil {
 		cs.L2Hits, cs.L2Entries = t.Hits, t.Entries
+		cs.Demotions += t.Evictions
 	}
 	if t := tiers[messages.TierL3]; t != nil {
-		cs.L3Hits, cs.L3Entries, cs.Misses = t.Hits, t.Entries, t.Misses
+		cs.L3Hits, cs.L3Entries, cs.Misses, cs.Evictions = t.Hits, t.Entries, t.Misses, t.Evictions
 	}
 	if total := cs.L1Hits + cs.L2Hits + cs.L3Hits + cs.Misses; total > 0 {
 		cs.HitRate = float64(cs.L1Hits+cs.L2Hits+cs.L3Hits) / float64(total)

@@ -480,11 +480,11 @@ func parseInputs(raw json.RawMessage) ([]embedInput, string) {
 	if len(raw) == 0 || bytes.Equal(raw, jsonNull) {
 		return nil, "'input' is required."
 	}
+	var ins []embedInput
 	var one string
 	if json.Unmarshal(raw, &one) == nil {
-		return []embedInput{{key: one, tokens: countWords(one)}}, ""
+		return checkTokens([]embedInput{{key: one, tokens: countWords(one)}})
 	}
-	var ins []embedInput
 	var texts []string
 	var tokens []int64
 	var tokenLists [][]int64
@@ -508,6 +508,11 @@ func parseInputs(raw json.RawMessage) ([]embedInput, string) {
 	if len(ins) > MaxEmbeddingBatch {
 		return nil, fmt.Sprintf("'input' has %d items; at most %d are allowed.", len(ins), MaxEmbeddingBatch)
 	}
+	return checkTokens(ins)
+}
+
+// checkTokens refuses an input longer than MaxInputTokens.
+func checkTokens(ins []embedInput) ([]embedInput, string) {
 	for i, in := range ins {
 		if in.tokens > MaxInputTokens {
 			return nil, fmt.Sprintf("'input[%d]' has %d tokens; at most %d are allowed per input.", i, in.tokens, MaxInputTokens)
