@@ -43,6 +43,8 @@ type Book struct {
 
 	coalesced uint64 // tasks answered with an identical task's call
 
+	buf effects // the effects of the step being performed (see begin)
+
 	watchdogDue time.Time // when the armed watchdog fires; zero: none armed
 
 	draining        bool
@@ -153,16 +155,27 @@ type effects []Effect
 
 func (fx *effects) add(e ...Effect) { *fx = append(*fx, e...) }
 
+// begin starts a step's effects in the book's buffer, reused from step to
+// step so that a task costs no slice allocations: the router performs a
+// step's effects before it calls the book again.
+func (b *Book) begin() effects { return b.buf[:0] }
+
+// end keeps the buffer (it may have grown) and returns the step's effects.
+func (b *Book) end(fx effects) []Effect {
+	b.buf = fx
+	return fx
+}
+
 // Submit admits a task: a refused one is answered at once, a cache hit too;
 // an accepted one is coalesced with an identical call in flight, looked up
 // in the lower cache tiers, batched, or queued for a worker.
 func (b *Book) Submit(now time.Time, msg *messages.SubmitTask, replyTo *actor.PID) []Effect {
-	var fx effects
+	fx := b.begin()
 	t := msg.Task
 	if t == nil {
 		fx.add(Answer{To: replyTo, Result: &messages.TaskResult{Status: messages.TaskFailed,
 			Err: &messages.TaskError{Code: messages.CodeBadRequest, Message: "no task"}}})
-		return fx
+		return b.end(fx)
 	}
 	if t.ID == "" {
 		t.ID = b.env.NewID()
@@ -170,8 +183,8 @@ func (b *Book) Submit(now time.Time, msg *messages.SubmitTask, replyTo *actor.PI
 	t.Submitted = now
 	refuse := func(code, format string, args ...any) []Effect {
 		res := worker.Failed(t, code, fmt.Sprintf(format, args...))
-		fx.add(Done{Task: t, Result: res}, Answer{To: replyTo, Result: res})
-		return fx
+		fx.add(Answer{To: replyTo, Result: res, Task: t})
+		return b.end(fx)
 	}
 	switch {
 	case b.draining:
@@ -190,7 +203,7 @@ func (b *Book) Submit(now time.Time, msg *messages.SubmitTask, replyTo *actor.PI
 			if !msg.Async {
 				fx.add(Answer{To: replyTo, Result: copyResult(done.result)})
 			}
-			return fx
+			return b.end(fx)
 		}
 		if id, ok := b.idemRunning[idem]; ok {
 			if first := b.tasks[id]; first != nil {
@@ -199,7 +212,7 @@ func (b *Book) Submit(now time.Time, msg *messages.SubmitTask, replyTo *actor.PI
 				} else {
 					first.waiters = append(first.waiters, replyTo)
 				}
-				return fx
+				return b.end(fx)
 			}
 		}
 	}
@@ -211,14 +224,14 @@ func (b *Book) Submit(now time.Time, msg *messages.SubmitTask, replyTo *actor.PI
 			if res := b.fromCache(t, value, messages.CacheHitL1); res != nil {
 				b.accepted(&fx, replyTo, msg.Async, t.ID)
 				b.complete(&fx, now, e, res)
-				return fx
+				return b.end(fx)
 			}
 		}
 	}
 	if f := b.flights[e.plan.Key]; f != nil && e.plan.Coalesce {
 		b.accepted(&fx, replyTo, msg.Async, t.ID)
 		b.join(&fx, now, f, e)
-		return fx
+		return b.end(fx)
 	}
 	// Tasks looking up L2/L3 count as queued: a miss queues them.
 	if waiting := b.queue.len() + b.lookups; waiting >= b.cfg.ParallelExecution.QueueSize {
@@ -240,10 +253,10 @@ func (b *Book) Submit(now time.Time, msg *messages.SubmitTask, replyTo *actor.PI
 		b.refs[e.ref] = e
 		b.setDue(&fx, e, now.Add(lookupTimeout))
 		fx.add(LookupCache{Ref: e.ref, Key: e.plan.Key})
-		return fx
+		return b.end(fx)
 	}
 	b.route(&fx, now, e)
-	return fx
+	return b.end(fx)
 }
 
 func (b *Book) nextRef() uint64 {
@@ -326,7 +339,7 @@ func (b *Book) dispatch(fx *effects, now time.Time) {
 		b.useSeq++
 		s.lastUsed = b.useSeq
 		timeout := taskTimeout(e.task, b.cfg)
-		fx.add(Run{Worker: s, Task: e.task, Timeout: timeout})
+		fx.add(Run{&Dispatch{Worker: s, Message: worker.Run{Task: e.task, Timeout: timeout}}})
 		b.setDue(fx, e, now.Add(timeout+watchdogGrace))
 	}
 }
@@ -362,7 +375,7 @@ func (b *Book) setDue(fx *effects, e *entry, due time.Time) {
 // Finished records a worker's result for task id. idle says the worker is
 // free again (false while a streamed answer is still being read).
 func (b *Book) Finished(now time.Time, msg *worker.Finished, s *slot) []Effect {
-	var fx effects
+	fx := b.begin()
 	if s != nil && msg.Idle && s.task == msg.ID {
 		s.busy, s.task = false, ""
 	}
@@ -374,7 +387,7 @@ func (b *Book) Finished(now time.Time, msg *worker.Finished, s *slot) []Effect {
 			fx.add(CloseStream{Stream: msg.Result.Stream})
 		}
 		b.dispatch(&fx, now)
-		return fx
+		return b.end(fx)
 	}
 	if e.batch != nil {
 		b.combinedFinished(&fx, now, e, msg.Result)
@@ -382,17 +395,17 @@ func (b *Book) Finished(now time.Time, msg *worker.Finished, s *slot) []Effect {
 		b.complete(&fx, now, e, msg.Result)
 	}
 	b.dispatch(&fx, now)
-	return fx
+	return b.end(fx)
 }
 
 // WorkerIdle frees a worker whose streamed answer was closed.
 func (b *Book) WorkerIdle(now time.Time, s *slot, id string) []Effect {
-	var fx effects
+	fx := b.begin()
 	if s != nil && s.task == id {
 		s.busy, s.task = false, ""
 	}
 	b.dispatch(&fx, now)
-	return fx
+	return b.end(fx)
 }
 
 // complete answers task e with res and, when e leads a flight, every
@@ -475,7 +488,7 @@ func (b *Book) joinStream(fx *effects, now time.Time, f *flight, e *entry, like 
 // StreamEnded closes the flight of a shared stream and stores the answer
 // when the stream was complete.
 func (b *Book) StreamEnded(now time.Time, msg *StreamEnded) []Effect {
-	var fx effects
+	fx := b.begin()
 	for key, f := range b.flights {
 		if f.stream == nil || f.seq != msg.Seq {
 			continue
@@ -488,7 +501,7 @@ func (b *Book) StreamEnded(now time.Time, msg *StreamEnded) []Effect {
 		}
 		break
 	}
-	return fx
+	return b.end(fx)
 }
 
 // storeIfWanted writes a successful buffered answer to the cache.
@@ -513,6 +526,11 @@ func (b *Book) join(fx *effects, now time.Time, f *flight, e *entry) {
 	}
 	b.setState(e, stateFollowing)
 	e.flight = f
+	if e.plan.Store && !f.plan.Store {
+		// A flight led by a no-store task still stores for a follower that
+		// wants the answer kept.
+		f.plan.Store, f.plan.TTL = true, e.plan.TTL
+	}
 	f.followers = append(f.followers, e)
 	b.setDue(fx, e, now.Add(taskTimeout(e.task, b.cfg)))
 }
@@ -560,7 +578,6 @@ func (b *Book) finish(fx *effects, now time.Time, e *entry, res *messages.TaskRe
 		res.Queue = now.Sub(e.accepted)
 	}
 	res.Latency = now.Sub(e.accepted)
-	fx.add(Done{Task: t, Result: res})
 
 	if e.idemKey != "" {
 		delete(b.idemRunning, e.idemKey)
@@ -571,8 +588,10 @@ func (b *Book) finish(fx *effects, now time.Time, e *entry, res *messages.TaskRe
 	if e.async || e.idemKey != "" {
 		b.results[t.ID] = finished{result: res, expires: now.Add(resultTTL)}
 	}
-	if !e.async {
-		fx.add(Answer{To: e.replyTo, Result: res})
+	if e.async {
+		fx.add(Answer{Result: res, Task: t}) // kept for GET /v1/tasks
+	} else {
+		fx.add(Answer{To: e.replyTo, Result: res, Task: t})
 	}
 	for _, w := range e.waiters {
 		fx.add(Answer{To: w, Result: copyResult(res)})
@@ -586,10 +605,10 @@ func (b *Book) finish(fx *effects, now time.Time, e *entry, res *messages.TaskRe
 // CacheLookedUp takes cache/l2's (or l3's) answer for a lookup: a hit
 // answers the task (and its flight), a miss sends it on to the upstream.
 func (b *Book) CacheLookedUp(now time.Time, msg *messages.CacheLookedUp) []Effect {
-	var fx effects
+	fx := b.begin()
 	e := b.refs[msg.Ref]
 	if e == nil || e.state != stateLookup {
-		return fx // answered meanwhile, or the lookup timed out
+		return b.end(fx) // answered meanwhile, or the lookup timed out
 	}
 	delete(b.refs, msg.Ref)
 	e.ref = 0
@@ -601,29 +620,29 @@ func (b *Book) CacheLookedUp(now time.Time, msg *messages.CacheLookedUp) []Effec
 		if res := b.fromCache(e.task, msg.Value, label); res != nil {
 			b.complete(&fx, now, e, res)
 			b.dispatch(&fx, now)
-			return fx
+			return b.end(fx)
 		}
 	}
 	b.route(&fx, now, e)
-	return fx
+	return b.end(fx)
 }
 
 // Cancel withdraws task id. A leader whose flight has followers keeps
 // running for them, detached from its caller.
 func (b *Book) Cancel(now time.Time, id string) ([]Effect, *messages.TaskCancelled) {
-	var fx effects
+	fx := b.begin()
 	e := b.tasks[id]
 	if e == nil || e.detached {
 		state := ""
 		if done, ok := b.results[id]; ok {
 			state = done.result.Status
 		}
-		return fx, &messages.TaskCancelled{ID: id, Found: false, State: state}
+		return b.end(fx), &messages.TaskCancelled{ID: id, Found: false, State: state}
 	}
 	res := worker.Failed(e.task, messages.CodeCancelled, "the task was cancelled")
 	b.withdraw(&fx, now, e, res)
 	b.dispatch(&fx, now)
-	return fx, &messages.TaskCancelled{ID: id, Found: true, State: messages.TaskFailed}
+	return b.end(fx), &messages.TaskCancelled{ID: id, Found: true, State: messages.TaskFailed}
 }
 
 // withdraw answers e with res before its work is done (cancelled, timed
@@ -711,10 +730,10 @@ func (b *Book) publicState(e *entry) string {
 // WorkerLost puts back the task a dead worker held, or fails it after it
 // has lost maxCrashes workers: every accepted task gets exactly one answer.
 func (b *Book) WorkerLost(now time.Time, id, why string) []Effect {
-	var fx effects
+	fx := b.begin()
 	b.taskLost(&fx, now, id, why)
 	b.dispatch(&fx, now)
-	return fx
+	return b.end(fx)
 }
 
 func (b *Book) taskLost(fx *effects, now time.Time, id, why string) {
@@ -744,14 +763,14 @@ func (b *Book) failWork(fx *effects, now time.Time, e *entry, res *messages.Task
 
 // DeliveryFailed fails a task whose Run crashed its worker repeatedly.
 func (b *Book) DeliveryFailed(now time.Time, msg *messages.DeliveryFailed) []Effect {
-	var fx effects
+	fx := b.begin()
 	run, ok := msg.Message.(*worker.Run)
 	if !ok {
-		return fx
+		return b.end(fx)
 	}
 	e := b.tasks[run.Task.ID]
 	if e == nil {
-		return fx
+		return b.end(fx)
 	}
 	if s := e.slot; s != nil && s.task == e.task.ID {
 		s.busy, s.task = false, ""
@@ -759,7 +778,7 @@ func (b *Book) DeliveryFailed(now time.Time, msg *messages.DeliveryFailed) []Eff
 	b.failWork(&fx, now, e, worker.Failed(e.task, messages.CodeInternal,
 		fmt.Sprintf("the task crashed its worker %d times: %s", msg.Attempts, msg.Reason)))
 	b.dispatch(&fx, now)
-	return fx
+	return b.end(fx)
 }
 
 // Watchdog acts on every entry whose due time has come: a running task past
@@ -767,9 +786,9 @@ func (b *Book) DeliveryFailed(now time.Time, msg *messages.DeliveryFailed) []Eff
 // lookup nobody answered counts as a miss; a follower or a batched item past
 // its own timeout is answered timeout without touching the shared work.
 func (b *Book) Watchdog(now time.Time, due time.Time) []Effect {
-	var fx effects
+	fx := b.begin()
 	if b.watchdogDue.IsZero() || !due.Equal(b.watchdogDue) {
-		return fx // a timer that was replaced
+		return b.end(fx) // a timer that was replaced
 	}
 	b.watchdogDue = time.Time{}
 	var next time.Time
@@ -794,7 +813,7 @@ func (b *Book) Watchdog(now time.Time, due time.Time) []Effect {
 		fx.add(ArmWatchdog{At: next})
 	}
 	b.dispatch(&fx, now)
-	return fx
+	return b.end(fx)
 }
 
 func (b *Book) overdue(fx *effects, now time.Time, e *entry) {
@@ -841,18 +860,18 @@ func (b *Book) sortedEntries() []*entry {
 
 // Drain stops admission and answers once every task is done.
 func (b *Book) Drain(now time.Time, from *actor.PID) []Effect {
-	var fx effects
+	fx := b.begin()
 	b.draining = true
 	if from != nil {
 		b.drainWaiters = append(b.drainWaiters, from)
 	}
 	b.checkDrained(&fx)
-	return fx
+	return b.end(fx)
 }
 
 // DrainExpired answers what is left with shutting_down.
 func (b *Book) DrainExpired(now time.Time) []Effect {
-	var fx effects
+	fx := b.begin()
 	for _, e := range b.sortedEntries() {
 		if b.tasks[e.task.ID] != e {
 			continue
@@ -881,7 +900,7 @@ func (b *Book) DrainExpired(now time.Time) []Effect {
 	}
 	b.queue.drain()
 	b.checkDrained(&fx)
-	return fx
+	return b.end(fx)
 }
 
 func (b *Book) checkDrained(fx *effects) {
@@ -909,18 +928,18 @@ func (b *Book) Prune(now time.Time) {
 // Configure takes the configuration now in force; more workers or levels
 // may take queued tasks now.
 func (b *Book) Configure(now time.Time, cfg *conf.Config) []Effect {
-	var fx effects
+	fx := b.begin()
 	b.cfg = cfg
 	b.queue.resize(cfg.ParallelExecution.PriorityLevels)
 	b.dispatch(&fx, now)
-	return fx
+	return b.end(fx)
 }
 
 // Restarted forgets the workers of the router's previous life and puts the
 // tasks they were running back at the head of the queue. The watchdog timer
 // died with the old actor: it is armed again for what is pending.
 func (b *Book) Restarted(now time.Time) []Effect {
-	var fx effects
+	fx := b.begin()
 	b.workers = workerSet{}
 	b.watchdogDue = time.Time{}
 	entries := b.sortedEntries()
@@ -934,13 +953,13 @@ func (b *Book) Restarted(now time.Time) []Effect {
 			b.setDue(&fx, e, e.due)
 		}
 	}
-	return fx
+	return b.end(fx)
 }
 
 // Retire takes the workers beyond n out of the set; their running tasks go
 // back to the queue.
 func (b *Book) Retire(now time.Time, n int) ([]*slot, []Effect) {
-	var fx effects
+	fx := b.begin()
 	retired := b.workers.shrink(n)
 	for _, s := range retired {
 		if s.busy {

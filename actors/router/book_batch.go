@@ -17,8 +17,9 @@ import (
 // returned ready but for its Ref.
 func (b *Book) batchable(e *entry) (EnqueueBatch, bool) {
 	t := e.task
-	if e.single || t.Stream || b.cfg.Upstreams[t.Upstream].Batch != batch.Kind ||
-		(t.Method != "" && t.Method != "POST") || !strings.HasSuffix(t.Path, "/embeddings") {
+	path, _, _ := strings.Cut(t.Path, "?")
+	if e.single || t.Stream || !strings.HasSuffix(path, "/embeddings") || (t.Method != "" && t.Method != "POST") ||
+		b.cfg.Upstreams[t.Upstream].Batch != batch.Kind {
 		return EnqueueBatch{}, false
 	}
 	model, options, inputs, err := batch.ParseEmbeddings(t.Body)
@@ -35,28 +36,28 @@ func (b *Book) batchable(e *entry) (EnqueueBatch, bool) {
 // is answered 429 (queue_full); a batcher that does not batch (any more)
 // sends the call on alone.
 func (b *Book) BatchRejected(now time.Time, msg *messages.BatchRejected) []Effect {
-	var fx effects
+	fx := b.begin()
 	e := b.refs[msg.ID]
 	if e == nil || e.state != stateBatching {
-		return fx
+		return b.end(fx)
 	}
 	delete(b.refs, msg.ID)
 	e.ref = 0
 	if msg.Reason == "queue_full" {
 		b.complete(&fx, now, e, worker.Failed(e.task, messages.CodeQueueFull,
 			"the embedding batch queue is full (batch_processing.max_queue_size)"))
-		return fx
+		return b.end(fx)
 	}
 	e.single = true
 	b.enqueue(&fx, now, e, false)
-	return fx
+	return b.end(fx)
 }
 
 // BatchReady turns a flushed batch into one combined task, queued for a
 // worker like any other: no worker waits on another. Items answered
 // meanwhile (cancelled, timed out) are left out.
 func (b *Book) BatchReady(now time.Time, msg *messages.BatchReady) []Effect {
-	var fx effects
+	fx := b.begin()
 	var items []*entry
 	for _, it := range msg.Items {
 		if e := b.refs[it.ID]; e != nil && e.state == stateBatching {
@@ -64,7 +65,7 @@ func (b *Book) BatchReady(now time.Time, msg *messages.BatchReady) []Effect {
 		}
 	}
 	if len(items) == 0 {
-		return fx
+		return b.end(fx)
 	}
 	bodies := make([][]byte, len(items))
 	for i, e := range items {
@@ -77,7 +78,7 @@ func (b *Book) BatchReady(now time.Time, msg *messages.BatchReady) []Effect {
 		for _, e := range items {
 			b.single(&fx, now, e)
 		}
-		return fx
+		return b.end(fx)
 	}
 	first := items[0].task
 	accepted, priority, last := items[0].accepted, first.Priority, now
@@ -94,7 +95,7 @@ func (b *Book) BatchReady(now time.Time, msg *messages.BatchReady) []Effect {
 	ce := &entry{task: ct, accepted: accepted, single: true, batch: &combined{items: items, counts: counts}}
 	b.tasks[ct.ID] = ce
 	b.enqueue(&fx, now, ce, false)
-	return fx
+	return b.end(fx)
 }
 
 // single sends a batched item on as its own call.
@@ -135,7 +136,7 @@ func (b *Book) combinedFinished(fx *effects, now time.Time, ce *entry, res *mess
 		for _, i := range alive {
 			b.itemDone(fx, now, cb.items[i], ce, &messages.TaskResult{
 				Status: messages.TaskSucceeded, UpstreamStatus: status, Header: res.Header,
-				Body: parts[i], Cache: messages.CacheMiss, Attempts: res.Attempts, Upstream: res.Upstream,
+				Body: parts[i], Cache: missLabel(cb.items[i].task), Attempts: res.Attempts, Upstream: res.Upstream,
 			})
 		}
 	case status/100 == 4 && status != 429 && len(cb.items) > 1:
@@ -145,7 +146,7 @@ func (b *Book) combinedFinished(fx *effects, now time.Time, ce *entry, res *mess
 	default:
 		for _, i := range alive {
 			c := copyResult(res)
-			c.Cache = messages.CacheMiss
+			c.Cache = missLabel(cb.items[i].task)
 			b.itemDone(fx, now, cb.items[i], ce, c)
 		}
 	}
@@ -161,6 +162,14 @@ func (b *Book) itemDone(fx *effects, now time.Time, e, ce *entry, res *messages.
 		e.started = ce.started
 	}
 	b.complete(fx, now, e, res)
+}
+
+// missLabel is what an answer from the upstream says about the cache for t.
+func missLabel(t *messages.Task) string {
+	if t.Cache == messages.CacheBypass {
+		return messages.CacheBypass
+	}
+	return messages.CacheMiss
 }
 
 // sortEntries orders entries by acceptance, then id.

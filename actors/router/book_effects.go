@@ -9,6 +9,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/deer-runtime/deer/actors/cache"
+	"github.com/deer-runtime/deer/actors/worker"
 	"github.com/deer-runtime/deer/messages"
 )
 
@@ -18,10 +19,14 @@ import (
 // print them.
 type Effect interface{ effect() }
 
-// Answer delivers a task's result to one caller.
+// Answer delivers a task's result to one caller. Task is set on the one
+// Answer that carries the task's terminal result (for its log line and
+// metrics, once, whatever number of callers it goes to); an async task's has
+// no To: its result is kept for GET /v1/tasks.
 type Answer struct {
 	To     *actor.PID
 	Result *messages.TaskResult
+	Task   *messages.Task
 }
 
 // Accepted tells an async caller its task was queued.
@@ -30,18 +35,14 @@ type Accepted struct {
 	ID string
 }
 
-// Done reports a task's terminal result once (for its log line and the
-// metrics), whatever number of callers it was answered to.
-type Done struct {
-	Task   *messages.Task
-	Result *messages.TaskResult
-}
+// Run hands a task to a worker. It holds one pointer so that it goes into
+// an Effect without an allocation of its own (one per task adds up).
+type Run struct{ *Dispatch }
 
-// Run hands a task to a worker.
-type Run struct {
+// Dispatch is a worker and the message it is sent.
+type Dispatch struct {
 	Worker  *slot
-	Task    *messages.Task
-	Timeout time.Duration
+	Message worker.Run
 }
 
 // CancelRun stops a worker's call of task ID.
@@ -108,7 +109,6 @@ type Drained struct {
 
 func (Answer) effect()        {}
 func (Accepted) effect()      {}
-func (Done) effect()          {}
 func (Run) effect()           {}
 func (CancelRun) effect()     {}
 func (ReplaceWorker) effect() {}
@@ -131,13 +131,17 @@ func describe(e Effect, t0 time.Time) string {
 	}
 	switch e := e.(type) {
 	case Answer:
-		return "answer " + pid(e.To) + ": " + describeResult(e.Result)
+		switch {
+		case e.Task == nil:
+			return "answer " + pid(e.To) + ": " + describeResult(e.Result)
+		case e.To == nil:
+			return "done, kept for GET: " + describeResult(e.Result)
+		}
+		return "answer " + pid(e.To) + ", done: " + describeResult(e.Result)
 	case Accepted:
 		return "accepted " + e.ID + " to " + pid(e.To)
-	case Done:
-		return "done " + e.Task.ID + ": " + describeResult(e.Result)
 	case Run:
-		return fmt.Sprintf("run %s on %s (timeout %v)", e.Task.ID, e.Worker.name, e.Timeout)
+		return fmt.Sprintf("run %s on %s (timeout %v)", e.Message.Task.ID, e.Worker.name, e.Message.Timeout)
 	case CancelRun:
 		return fmt.Sprintf("cancel run %s on %s", e.ID, e.Worker.name)
 	case ReplaceWorker:

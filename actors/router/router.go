@@ -77,6 +77,7 @@ type Router struct {
 
 	watchdog   clock.Timer // fires at the book's watchdogDue
 	drainTimer clock.Timer
+	later      []any // answers to the book that perform found it must give itself
 
 	workersGauge  *metrics.Gauge
 	queueGauge    *metrics.Gauge
@@ -221,8 +222,7 @@ func (r *Router) started(ctx actor.Context) {
 	r.system, r.self = ctx.ActorSystem(), ctx.Self()
 	r.link.set(r.system, r.self)
 	r.cfg = r.d.Live.Load()
-	now := r.d.Clock.Now()
-	fx := r.book.Restarted(now)
+	r.perform(ctx, r.book.Restarted(r.d.Clock.Now()))
 	for _, e := range r.d.Registry.Entries() {
 		if e.Group == r.d.Name {
 			r.d.Registry.Unregister(e.Name)
@@ -230,7 +230,7 @@ func (r *Router) started(ctx actor.Context) {
 	}
 	r.resize(ctx, r.cfg.ParallelExecution.MaxWorkers)
 	r.scheduleHealthCheck()
-	r.perform(ctx, append(fx, r.book.Configure(now, r.cfg)...))
+	r.perform(ctx, r.book.Configure(r.d.Clock.Now(), r.cfg))
 }
 
 // perform carries out the book's effects, in order.
@@ -238,15 +238,16 @@ func (r *Router) perform(ctx actor.Context, fx []Effect) {
 	for _, e := range fx {
 		switch e := e.(type) {
 		case Answer:
+			if e.Task != nil {
+				r.done(e.Task, e.Result)
+			}
 			if e.To != nil {
 				ctx.Send(e.To, e.Result)
 			}
 		case Accepted:
 			ctx.Send(e.To, &messages.TaskAccepted{ID: e.ID})
-		case Done:
-			r.done(e.Task, e.Result)
 		case Run:
-			ctx.Request(e.Worker.pid, &worker.Run{Task: e.Task, Timeout: e.Timeout})
+			ctx.Request(e.Worker.pid, &e.Message)
 		case CancelRun:
 			ctx.Send(e.Worker.pid, &worker.Cancel{ID: e.ID})
 		case ReplaceWorker:
@@ -276,6 +277,19 @@ func (r *Router) perform(ctx actor.Context, fx []Effect) {
 	}
 	r.queueGauge.Set(float64(r.book.queue.len()))
 	r.metrics.inFlight.Set(float64(r.book.Len()))
+	// Answers the router gives itself go to the book only now: the effects
+	// just performed were in the book's buffer, which its next step reuses.
+	for len(r.later) > 0 {
+		next := r.later[0]
+		r.later = r.later[1:]
+		now := r.d.Clock.Now()
+		switch m := next.(type) {
+		case *messages.CacheLookedUp:
+			r.perform(ctx, r.book.CacheLookedUp(now, m))
+		case *messages.BatchRejected:
+			r.perform(ctx, r.book.BatchRejected(now, m))
+		}
+	}
 }
 
 // lookup asks cache/l2 (then l3) in one exchange; without an L2 it is a
@@ -283,7 +297,7 @@ func (r *Router) perform(ctx actor.Context, fx []Effect) {
 func (r *Router) lookup(ctx actor.Context, e LookupCache) {
 	pid, ok := r.d.Registry.PID("cache/" + messages.TierL2)
 	if !ok {
-		r.perform(ctx, r.book.CacheLookedUp(r.d.Clock.Now(), &messages.CacheLookedUp{Ref: e.Ref, Key: e.Key}))
+		r.later = append(r.later, &messages.CacheLookedUp{Ref: e.Ref, Key: e.Key})
 		return
 	}
 	ctx.Send(pid, &messages.CacheLookup{Ref: e.Ref, Key: e.Key, ReplyTo: r.self})
@@ -308,7 +322,7 @@ func (r *Router) store(ctx actor.Context, e StoreCache) {
 func (r *Router) enqueueBatch(ctx actor.Context, e EnqueueBatch) {
 	pid, ok := r.d.Registry.PID("batch/" + e.Upstream)
 	if !ok {
-		r.perform(ctx, r.book.BatchRejected(r.d.Clock.Now(), &messages.BatchRejected{ID: e.Ref, Reason: "disabled"}))
+		r.later = append(r.later, &messages.BatchRejected{ID: e.Ref, Reason: "disabled"})
 		return
 	}
 	ctx.Send(pid, &messages.EnqueueBatchItem{ID: e.Ref, Model: e.Model, Options: e.Options, Inputs: e.Inputs,

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -303,7 +304,7 @@ func (h *harness) do(t *testing.T, line string) string {
 		}
 		fx = h.book.DeliveryFailed(h.now, &messages.DeliveryFailed{Message: &worker.Run{Task: e.task}, Attempts: 3, Reason: "boom"})
 	case "restart":
-		fx = h.book.Restarted(h.now)
+		fx = slices.Clone(h.book.Restarted(h.now)) // the next step reuses the book's buffer
 		h.workers(h.cfg.ParallelExecution.MaxWorkers)
 		fx = append(fx, h.book.Configure(h.now, h.cfg)...)
 	case "drain":

@@ -244,8 +244,9 @@ func Failed(t *messages.Task, code, msg string) *messages.TaskResult {
 	}
 }
 
-// cacheLabel is what a result says about the cache until the cache is on
-// the task path: CacheBypass when asked for, else CacheMiss.
+// cacheLabel is what a result the upstream gave says about the cache:
+// CacheBypass when asked for, else CacheMiss (the router marks hits,
+// refreshes and coalesced answers).
 func cacheLabel(t *messages.Task) string {
 	if t.Cache == messages.CacheBypass {
 		return messages.CacheBypass
