@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/deer-runtime/deer/internal/jsonscan"
 )
 
 // This file is the functional core of a combined /v1/embeddings call (SPEC
@@ -327,11 +329,9 @@ type field struct {
 	val json.RawMessage
 }
 
-// The walkers below read JSON that json.Valid has accepted: they find where
-// each value ends without checking it again, so that a body costs one
-// validating pass and one cheap one, and nothing is decoded that is only
-// carried. Given anything else they may return nonsense, but never panic
-// out of range.
+// fieldsOf and elemsOf read JSON that json.Valid has accepted, through
+// jsonscan's walks that do not validate again: a body costs one validating
+// pass and one cheap one, and nothing is decoded that is only carried.
 
 // fieldsOf reads a valid JSON object's members in order; the values point
 // into b. A repeated key keeps its first place and takes its last value, as
@@ -339,18 +339,9 @@ type field struct {
 func fieldsOf(b []byte) []field {
 	var fs []field
 	var seen map[string]int // by key, once there are many members
-	i := skipSpace(b, 1)
-	for i < len(b) && b[i] == '"' {
-		end := stringEnd(b, i)
-		key := keyString(b[i:end])
-		i = skipSpace(b, skipSpace(b, end)+1) // past the colon
-		end = valueEnd(b, i)
-		val := json.RawMessage(b[i:end:end])
-		i = skipSpace(b, end)
-		if i < len(b) && b[i] == ',' {
-			i = skipSpace(b, i+1)
-		}
-
+	// b is valid: the walk cannot fail.
+	_ = jsonscan.RawMembers(b, func(tok, val []byte) {
+		key := keyString(tok)
 		at := -1
 		if seen != nil {
 			if n, ok := seen[key]; ok {
@@ -361,7 +352,7 @@ func fieldsOf(b []byte) []field {
 		}
 		if at >= 0 {
 			fs[at].val = val
-			continue
+			return
 		}
 		fs = append(fs, field{key, val})
 		if seen == nil && len(fs) > 16 {
@@ -372,26 +363,21 @@ func fieldsOf(b []byte) []field {
 		} else if seen != nil {
 			seen[key] = len(fs) - 1
 		}
-	}
+	})
 	return fs
 }
 
 // elemsOf reads a valid JSON array's elements; they point into b.
 func elemsOf(b []byte) []json.RawMessage {
 	var elems []json.RawMessage
-	i := skipSpace(b, 1)
-	for i < len(b) && b[i] != ']' {
-		end := valueEnd(b, i)
-		elems = append(elems, b[i:end:end])
-		i = skipSpace(b, end)
-		if i < len(b) && b[i] == ',' {
-			i = skipSpace(b, i+1)
-		}
-	}
+	// b is valid: the walk cannot fail.
+	_ = jsonscan.Elements(b, func(e []byte) { elems = append(elems, e) })
 	return elems
 }
 
-// keyString decodes a valid JSON string.
+// keyString decodes a valid JSON string. Unlike jsonscan's keys, one with
+// no escape is taken byte for byte, UTF-8 or not, so that appendKey writes
+// it upstream as the caller sent it.
 func keyString(raw []byte) string {
 	if bytes.IndexByte(raw, '\\') < 0 {
 		return string(raw[1 : len(raw)-1])
@@ -399,63 +385,6 @@ func keyString(raw []byte) string {
 	var s string
 	_ = json.Unmarshal(raw, &s) // valid: cannot fail
 	return s
-}
-
-func skipSpace(b []byte, i int) int {
-	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
-		i++
-	}
-	return i
-}
-
-// valueEnd returns where the valid JSON value that starts at b[i] ends.
-func valueEnd(b []byte, i int) int {
-	if i >= len(b) {
-		return len(b)
-	}
-	switch b[i] {
-	case '"':
-		return stringEnd(b, i)
-	case '{', '[':
-		depth := 0
-		for i < len(b) {
-			switch b[i] {
-			case '"':
-				i = stringEnd(b, i)
-				continue
-			case '{', '[':
-				depth++
-			case '}', ']':
-				depth--
-				if depth == 0 {
-					return i + 1
-				}
-			}
-			i++
-		}
-		return len(b)
-	}
-	for i < len(b) { // a number, true, false or null
-		switch b[i] {
-		case ',', '}', ']', ' ', '\t', '\n', '\r':
-			return i
-		}
-		i++
-	}
-	return len(b)
-}
-
-// stringEnd returns where the valid JSON string that starts at b[i] ends.
-func stringEnd(b []byte, i int) int {
-	for i++; i < len(b); i++ {
-		switch b[i] {
-		case '\\':
-			i++
-		case '"':
-			return i + 1
-		}
-	}
-	return len(b)
 }
 
 func fieldIndex(fs []field, key string) int {

@@ -1,10 +1,14 @@
 // Package jsonscan reads JSON text by scanning its bytes instead of decoding
-// it: the members of a top-level object, one member's value, and a
-// canonical form for hashing. Valid input is checked with json.Valid, which
-// allocates nothing, and then walked with plain byte scans; only escaped
-// keys are decoded. The hot paths (every OpenAI request's model and stream,
-// every cache key) use it because a json.Decoder copied the body and every
-// value.
+// it: the members of an object, the elements of an array, one member's
+// value, and a canonical form for hashing. Valid input is checked with
+// json.Valid, which allocates nothing, and then walked with plain byte
+// scans; only escaped keys are decoded. The hot paths (every OpenAI
+// request's model and stream, every cache key, every embeddings batch) use
+// it because a json.Decoder copied the body and every value.
+//
+// Walk, Members and AppendCanonical validate what they are given. Find,
+// RawMembers and Elements do not: they are for hot paths that validate a
+// document once, or not at all, and then walk its parts.
 package jsonscan
 
 import (
@@ -15,8 +19,16 @@ import (
 	"unicode/utf8"
 )
 
-// ErrNotObject is Walk's error for valid JSON that is not an object.
+// ErrNotObject is Walk's error for valid JSON that is not an object, and
+// RawMembers' for data that does not start with one.
 var ErrNotObject = errors.New("the body must be a JSON object")
+
+// ErrNotArray is Elements' error for data that does not start with an array.
+var ErrNotArray = errors.New("not a JSON array")
+
+// ErrMalformed is RawMembers' and Elements' error where the structure they
+// walk through breaks.
+var ErrMalformed = errors.New("malformed JSON")
 
 // Members calls fn with each top-level member's key (unescaped) and the
 // exact bytes of its value, a subslice of data. It checks that data is one
@@ -54,41 +66,120 @@ func Find(data []byte, key string) (value []byte, ok bool) {
 	if i == len(data) || data[i] != '{' {
 		return nil, false
 	}
+	end := eachMember(data, i, func(k, v []byte) {
+		if keyIs(k, key) {
+			value, ok = v, true
+		}
+	})
+	if end < 0 {
+		return nil, false
+	}
+	return value, ok
+}
+
+// RawMembers calls fn with each member of the object in data: its key's
+// string token as written (quotes and escapes included, for the caller to
+// decode as it sees fit) and its value's exact bytes. Both are subslices of
+// data capped at their end, so appending to one never writes into data.
+// Like Find, it does not validate: it checks the structure it walks
+// through, and returns ErrMalformed when that breaks or anything but space
+// follows the object, after fn has seen the members before the break; a
+// malformed scalar or escape inside a value goes unnoticed. For valid JSON
+// it is exact. It never panics and never reads past data.
+func RawMembers(data []byte, fn func(key, value []byte)) error {
+	i := skipSpace(data, 0)
+	if i == len(data) || data[i] != '{' {
+		return ErrNotObject
+	}
+	return endsData(data, eachMember(data, i, fn))
+}
+
+// Elements calls fn with the exact bytes of each element of the array in
+// data, in order, each a subslice of data capped at its end. It checks what
+// RawMembers checks, and no more: ErrNotArray when data does not start with
+// an array, ErrMalformed when its structure breaks.
+func Elements(data []byte, fn func(value []byte)) error {
+	i := skipSpace(data, 0)
+	if i == len(data) || data[i] != '[' {
+		return ErrNotArray
+	}
+	return endsData(data, eachElement(data, i, fn))
+}
+
+// endsData checks that only space follows the value that ends at data[end],
+// an end of -1 meaning the value is malformed.
+func endsData(data []byte, end int) error {
+	if end < 0 || skipSpace(data, end) != len(data) {
+		return ErrMalformed
+	}
+	return nil
+}
+
+// eachMember walks the object whose brace is at data[i], calling fn with
+// each member's key token and value (capped subslices); it returns the
+// offset just past the closing brace, or -1 where the structure breaks.
+func eachMember(data []byte, i int, fn func(key, value []byte)) int {
 	if i = skipSpace(data, i+1); i < len(data) && data[i] == '}' {
-		return nil, false // {}
+		return i + 1 // {}
 	}
 	for {
 		if i == len(data) || data[i] != '"' {
-			return nil, false
+			return -1
 		}
 		kend := skipString(data, i)
 		if kend < 0 {
-			return nil, false
+			return -1
 		}
-		k := data[i:kend]
+		k := data[i:kend:kend]
 		if i = skipSpace(data, kend); i == len(data) || data[i] != ':' {
-			return nil, false
+			return -1
 		}
 		if i = skipSpace(data, i+1); i == len(data) {
-			return nil, false
+			return -1
 		}
 		end := skipValue(data, i)
 		if end < 0 {
-			return nil, false
+			return -1
 		}
-		if keyIs(k, key) {
-			value, ok = data[i:end], true
-		}
+		fn(k, data[i:end:end])
 		if i = skipSpace(data, end); i == len(data) {
-			return nil, false // no closing brace
+			return -1 // no closing brace
 		}
 		switch data[i] {
 		case '}':
-			return value, ok
+			return i + 1
 		case ',':
 			i = skipSpace(data, i+1)
 		default:
-			return nil, false
+			return -1
+		}
+	}
+}
+
+// eachElement is eachMember for the array whose bracket is at data[i].
+func eachElement(data []byte, i int, fn func(value []byte)) int {
+	if i = skipSpace(data, i+1); i < len(data) && data[i] == ']' {
+		return i + 1 // []
+	}
+	for {
+		if i == len(data) {
+			return -1
+		}
+		end := skipValue(data, i)
+		if end < 0 {
+			return -1
+		}
+		fn(data[i:end:end])
+		if i = skipSpace(data, end); i == len(data) {
+			return -1 // no closing bracket
+		}
+		switch data[i] {
+		case ']':
+			return i + 1
+		case ',':
+			i = skipSpace(data, i+1)
+		default:
+			return -1
 		}
 	}
 }
@@ -159,8 +250,8 @@ func plain(v []byte) bool {
 
 // The skip functions move over one token of JSON starting at data[i],
 // returning the offset just past it. On valid JSON (Walk, AppendCanonical)
-// that is all; for Find they also stay within data, returning -1 for a
-// token that does not end.
+// that is all; for Find, RawMembers and Elements they also stay within
+// data, returning -1 for a token that does not end.
 
 func skipSpace(data []byte, i int) int {
 	for i < len(data) && (data[i] == ' ' || data[i] == '\t' || data[i] == '\n' || data[i] == '\r') {
