@@ -39,7 +39,7 @@
 //	s := supervisor.NewStrategy(policy, clk, reg, set, log)
 //	props := actor.PropsFromProducer(newRouter, actor.WithSupervisor(s))
 //	// in Receive:
-//	//   spawn:                pid, err := ctx.SpawnNamed(workerProps, "worker/3"); reg.Register("worker/3", "router", pid)
+//	//   spawn:                pid, err := ctx.SpawnNamed(worker.Props(d), "worker/3"); reg.Register("worker/3", "router", pid)
 //	//   *actor.Terminated:    s.Forget(msg.Who)  (and reg.Unregister for a retired worker)
 //	//   *actor.Restarting:    s.Reset()
 //	//   *actor.Stopping:      s.Stop()

@@ -13,6 +13,7 @@
 //
 // Breaker is the core (time passed in, no goroutines); Actor is its shell.
 // Workers do not ask the actor about every call: each actor publishes its
-// state on a Board, which workers read lock-free (Board.Pick, Board.Route),
+// state on a Board, which workers read lock-free (Board.Pick, Board.Route,
+// Board.Candidates for several endpoints),
 // and they send CheckBreaker only to be granted a probe.
 package breaker
