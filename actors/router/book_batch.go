@@ -2,7 +2,9 @@ package router
 
 import (
 	"fmt"
+	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -44,8 +46,12 @@ func (b *Book) BatchRejected(now time.Time, msg *messages.BatchRejected) []Effec
 	delete(b.refs, msg.ID)
 	e.ref = 0
 	if msg.Reason == "queue_full" {
-		b.complete(&fx, now, e, worker.Failed(e.task, messages.CodeQueueFull,
-			"the embedding batch queue is full (batch_processing.max_queue_size)"))
+		res := worker.Failed(e.task, messages.CodeQueueFull, "the embedding batch queue is full (batch_processing.max_queue_size)")
+		// Pending batches all go within one batch_timeout: the hint for
+		// Retry-After (the API's own estimate is about the task queue).
+		wait := max(1, int(math.Ceil(b.cfg.BatchProcessing.BatchTimeout)))
+		res.Header = map[string][]string{"Retry-After": {strconv.Itoa(wait)}}
+		b.complete(&fx, now, e, res)
 		return b.end(fx)
 	}
 	e.single = true
