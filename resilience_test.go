@@ -278,8 +278,9 @@ func TestOpenEndpointSendsCallsToAnotherEndpoint(t *testing.T) {
 }
 
 // Workers skip reporting a success to a closed breaker that has counted no
-// failure (breaker.Board.Quiet); a success after failures must still reach
-// it, or failures around it would add up to an open breaker.
+// failure (breaker.Board.Quiet); those successes must still count as calls
+// in the failure window, or scattered failures would reach
+// failure_rate_threshold and open a working endpoint.
 func TestSuccessBetweenFailuresKeepsTheBreakerClosed(t *testing.T) {
 	u := newScripted(t, http.StatusInternalServerError)
 	cfg := resilienceConfig(t, u.srv.URL)
@@ -299,21 +300,18 @@ func TestSuccessBetweenFailuresKeepsTheBreakerClosed(t *testing.T) {
 	}
 	run(http.StatusInternalServerError)
 	run(http.StatusInternalServerError)
-	state() // both failures counted: the board shows 2
+	state() // both failures counted: 2 failures in 2 calls
 	run(http.StatusOK)
-	run(http.StatusInternalServerError)
+	state() // the success was reported (it resets the failures): 2 in 3
+	for range 3 {
+		run(http.StatusOK) // quiet successes: counted on the board, no message
+	}
 	run(http.StatusInternalServerError)
 	if got := state(); got != "closed" {
-		t.Fatalf("breaker %s after fail, fail, succeed, fail, fail with threshold 3: the success was not counted", got)
+		t.Fatalf("breaker %s after 3 failures in 7 calls (rate threshold 0.5): the successes were not counted", got)
 	}
-	for range 5 { // many quiet successes, then the threshold still opens it
-		run(http.StatusOK)
-	}
-	state()
-	run(http.StatusInternalServerError)
-	run(http.StatusInternalServerError)
 	run(http.StatusInternalServerError)
 	if got := state(); got != "open" {
-		t.Fatalf("breaker %s after three failures in a row, want open", got)
+		t.Fatalf("breaker %s after 4 failures in 8 calls, want open", got)
 	}
 }

@@ -89,7 +89,9 @@ type ErrorRecovery struct {
 	BaseDelay               float64 `toml:"base_delay" json:"base_delay"`                               // seconds; default 1
 	MaxDelay                float64 `toml:"max_delay" json:"max_delay"`                                 // seconds; default 60
 	ExponentialBase         float64 `toml:"exponential_base" json:"exponential_base"`                   // default 2
-	CircuitBreakerThreshold int     `toml:"circuit_breaker_threshold" json:"circuit_breaker_threshold"` // consecutive failures; default 5
+	CircuitBreakerThreshold int     `toml:"circuit_breaker_threshold" json:"circuit_breaker_threshold"` // failures within failure_window that open an endpoint's breaker; default 5
+	FailureWindow           float64 `toml:"failure_window" json:"failure_window"`                       // seconds of calls the breaker counts failures over, rolled in tenths; default 10
+	FailureRateThreshold    float64 `toml:"failure_rate_threshold" json:"failure_rate_threshold"`       // share of failure_window's calls those failures must be, in (0, 1]; default 0.5
 	CircuitBreakerTimeout   float64 `toml:"circuit_breaker_timeout" json:"circuit_breaker_timeout"`     // seconds open; default 60
 	JitterEnabled           bool    `toml:"jitter_enabled" json:"jitter_enabled"`                       // default true
 }
@@ -192,6 +194,8 @@ func Default() *Config {
 			MaxDelay:                60,
 			ExponentialBase:         2,
 			CircuitBreakerThreshold: 5,
+			FailureWindow:           10,
+			FailureRateThreshold:    0.5,
 			CircuitBreakerTimeout:   60,
 			JitterEnabled:           true,
 		},

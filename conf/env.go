@@ -61,6 +61,8 @@ var envVars = []EnvVar{
 	{"DEER_MAX_DELAY", "error_recovery.max_delay"},
 	{"DEER_EXPONENTIAL_BASE", "error_recovery.exponential_base"},
 	{"DEER_CIRCUIT_THRESHOLD", "error_recovery.circuit_breaker_threshold"},
+	{"DEER_FAILURE_WINDOW", "error_recovery.failure_window"},
+	{"DEER_FAILURE_RATE_THRESHOLD", "error_recovery.failure_rate_threshold"},
 	{"DEER_CIRCUIT_TIMEOUT", "error_recovery.circuit_breaker_timeout"},
 	{"DEER_JITTER_ENABLED", "error_recovery.jitter_enabled"},
 

@@ -71,6 +71,8 @@ func TestEveryEnvVarIsRead(t *testing.T) {
 		"DEER_MAX_DELAY":                  {"10", 10.0},
 		"DEER_EXPONENTIAL_BASE":           {"1.5", 1.5},
 		"DEER_CIRCUIT_THRESHOLD":          {"10", 10},
+		"DEER_FAILURE_WINDOW":             {"30", 30.0},
+		"DEER_FAILURE_RATE_THRESHOLD":     {"0.25", 0.25},
 		"DEER_CIRCUIT_TIMEOUT":            {"15", 15.0},
 		"DEER_JITTER_ENABLED":             {" false\n", false},
 		"DEER_MAX_WORKERS":                {"50", 50},

@@ -40,6 +40,22 @@ func TestPatchMerges(t *testing.T) {
 	}
 }
 
+// The breaker's failure-rate keys change live like the rest of
+// error_recovery.
+func TestPatchBreakerWindow(t *testing.T) {
+	c := shipped(t)
+	next, err := c.Patch([]byte(`{"error_recovery": {"failure_window": 30, "failure_rate_threshold": 0.25}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := c.Clone()
+	want.ErrorRecovery.FailureWindow = 30
+	want.ErrorRecovery.FailureRateThreshold = 0.25
+	if !reflect.DeepEqual(next, want) {
+		t.Errorf("patched:\n got %+v\nwant %+v", next.ErrorRecovery, want.ErrorRecovery)
+	}
+}
+
 // TestPatchAcceptsGetConfig posts back what GET /config shows: restart-only
 // keys sent unchanged (upstreams, the redacted token) are not changes.
 func TestPatchAcceptsGetConfig(t *testing.T) {
@@ -91,6 +107,8 @@ func TestPatchRefuses(t *testing.T) {
 		{`{"cache": []}`, "cache", `cache: expected an object, got an array`},
 		{`{"batch_processing": {"batch_size": 0}}`, "batch_processing.batch_size", `batch_processing.batch_size (0) must be between 1 and 10000`},
 		{`{"parallel_execution": {"max_workers": 20000}}`, "parallel_execution.max_workers", `parallel_execution.max_workers (20000) must be between 1 and 10000`},
+		{`{"error_recovery": {"failure_rate_threshold": 0}}`, "error_recovery.failure_rate_threshold", `error_recovery.failure_rate_threshold (0) must be > 0 and <= 1`},
+		{`{"error_recovery": {"failure_window": -1}}`, "error_recovery.failure_window", `error_recovery.failure_window (-1) must be > 0 and <= 31536000 seconds (365 days)`},
 		// The client sent max_rate: the error is reported under it.
 		{`{"rate_limit": {"max_rate": 0.5}}`, "rate_limit.max_rate", `rate_limit.min_rate (1) must be <= rate_limit.max_rate (0.5)`},
 		{`{"server": {"addr": "0.0.0.0:9000"}}`, "server.addr", `server.addr cannot change while deerd runs: requires a restart`},

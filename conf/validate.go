@@ -104,6 +104,10 @@ func (c *Config) validate() FieldErrors {
 		v.add("error_recovery.exponential_base", "", "error_recovery.exponential_base (%s) must be >= 1", num(e.ExponentialBase))
 	}
 	v.between("error_recovery.circuit_breaker_threshold", int64(e.CircuitBreakerThreshold), 1, maxQueue)
+	v.seconds("error_recovery.failure_window", e.FailureWindow)
+	if r := e.FailureRateThreshold; v.finite("error_recovery.failure_rate_threshold", r) && (r <= 0 || r > 1) {
+		v.add("error_recovery.failure_rate_threshold", "", "error_recovery.failure_rate_threshold (%s) must be > 0 and <= 1", num(r))
+	}
 	v.seconds("error_recovery.circuit_breaker_timeout", e.CircuitBreakerTimeout)
 
 	x := c.ParallelExecution

@@ -85,6 +85,13 @@ func TestValidateRules(t *testing.T) {
 		{"exponential_base 1", func(c *Config) { c.ErrorRecovery.ExponentialBase = 1 }, "", ""},
 		{"threshold 0", func(c *Config) { c.ErrorRecovery.CircuitBreakerThreshold = 0 }, "error_recovery.circuit_breaker_threshold", "(0) must be between 1"},
 		{"breaker timeout 0", func(c *Config) { c.ErrorRecovery.CircuitBreakerTimeout = 0 }, "error_recovery.circuit_breaker_timeout", "must be > 0"},
+		{"failure window 0", func(c *Config) { c.ErrorRecovery.FailureWindow = 0 }, "error_recovery.failure_window", "error_recovery.failure_window (0) must be > 0"},
+		{"failure window negative", func(c *Config) { c.ErrorRecovery.FailureWindow = -1 }, "error_recovery.failure_window", "(-1) must be > 0"},
+		{"failure window small", func(c *Config) { c.ErrorRecovery.FailureWindow = 0.05 }, "", ""},
+		{"failure rate 0", func(c *Config) { c.ErrorRecovery.FailureRateThreshold = 0 }, "error_recovery.failure_rate_threshold", "error_recovery.failure_rate_threshold (0) must be > 0 and <= 1"},
+		{"failure rate above 1", func(c *Config) { c.ErrorRecovery.FailureRateThreshold = 1.5 }, "error_recovery.failure_rate_threshold", "(1.5) must be > 0 and <= 1"},
+		{"failure rate NaN", func(c *Config) { c.ErrorRecovery.FailureRateThreshold = math.NaN() }, "error_recovery.failure_rate_threshold", "must be a finite number"},
+		{"failure rate 1", func(c *Config) { c.ErrorRecovery.FailureRateThreshold = 1 }, "", ""},
 
 		// parallel_execution
 		{"workers 0", func(c *Config) { c.ParallelExecution.MaxWorkers = 0 }, "parallel_execution.max_workers", "parallel_execution.max_workers (0) must be between 1 and 10000"},

@@ -107,21 +107,37 @@ func (a *Actor) start(ctx actor.Context) {
 	a.mOpens = a.d.Metrics.GetOrCreateCounter("deer_breaker_opens_total" + labels)
 
 	cfg, now := a.d.Live.Load(), a.d.Clock.Now()
-	er := cfg.ErrorRecovery
 	if b := a.saved.Swap(nil); b != nil {
 		a.b = b
-		a.b.SetTimeout(now, conf.Seconds(er.CircuitBreakerTimeout))
-		a.b.SetThreshold(now, er.CircuitBreakerThreshold)
+		a.sample(now) // the quiet successes while it restarted
+		a.b.Configure(now, SettingsFrom(cfg.ErrorRecovery))
 		a.log.Info().Stringer("state", a.b.State()).Msg("circuit breaker resumed")
 	} else {
-		a.b = New(er.CircuitBreakerThreshold, conf.Seconds(er.CircuitBreakerTimeout))
+		a.b = New(SettingsFrom(cfg.ErrorRecovery))
+		a.sample(now) // the starting point of the board's count
 	}
 	a.shown = a.b.State()
 	a.enabled = cfg.EnableAdvancedOptimization
 	if !a.enabled {
-		a.b.Reset()
+		a.b.Reset(now)
 	}
 	a.settle()
+}
+
+// SettingsFrom returns the breaker settings of error_recovery.
+func SettingsFrom(er conf.ErrorRecovery) Settings {
+	return Settings{
+		Threshold: er.CircuitBreakerThreshold,
+		Rate:      er.FailureRateThreshold,
+		Window:    conf.Seconds(er.FailureWindow),
+		Timeout:   conf.Seconds(er.CircuitBreakerTimeout),
+	}
+}
+
+// sample gives the core the successes workers counted on the board instead
+// of reporting them (Board.Quiet), before anything else is recorded at now.
+func (a *Actor) sample(now time.Time) {
+	a.b.CountQuiet(now, a.d.Board.QuietCalls(a.d.Upstream, a.d.Endpoint))
 }
 
 func (a *Actor) check(ctx actor.Context, msg *messages.CheckBreaker) {
@@ -130,7 +146,9 @@ func (a *Actor) check(ctx actor.Context, msg *messages.CheckBreaker) {
 	if a.enabled {
 		// Even without anyone to answer: a probe slot taken by a caller
 		// that cannot hear the verdict is freed by the lost-probe timeout.
-		v = a.b.Allow(a.d.Clock.Now())
+		now := a.d.Clock.Now()
+		a.sample(now)
+		v = a.b.Allow(now)
 		a.settle()
 	} else {
 		v = Verdict{Allowed: true, Gen: a.b.Gen(), State: a.b.State()}
@@ -149,16 +167,23 @@ func (a *Actor) report(msg *messages.ReportResult) {
 	if !a.enabled {
 		return
 	}
-	now := a.d.Clock.Now()
+	record(a.b, a.d.Clock.Now(), a.d.Board.QuietCalls(a.d.Upstream, a.d.Endpoint), msg)
+	a.settle()
+}
+
+// record applies a worker's report at now: first the successes counted on
+// the board since the last report (quiet, Board.QuietCalls), so that the
+// window holds the calls that came before this one, then the result.
+func record(b *Breaker, now time.Time, quiet uint64, msg *messages.ReportResult) {
+	b.CountQuiet(now, quiet)
 	switch {
 	case msg.Neutral:
-		a.b.RecordNeutral(now, msg.Generation)
+		b.RecordNeutral(now, msg.Generation)
 	case msg.Success:
-		a.b.RecordSuccess(now, msg.Generation)
+		b.RecordSuccess(now, msg.Generation)
 	default:
-		a.b.RecordFailure(now, msg.Generation, msg.RetryAfter)
+		b.RecordFailure(now, msg.Generation, msg.RetryAfter)
 	}
-	a.settle()
 }
 
 // settle publishes a state change (metric, one log line, an event, the
@@ -173,7 +198,11 @@ func (a *Actor) settle() {
 		ev := a.log.Info()
 		if st == Open {
 			a.mOpens.Inc()
-			ev = a.log.Warn().Int("consecutive_failures", a.b.Failures()).Dur("retry_in", a.b.RetryIn(a.d.Clock.Now()))
+			ev = a.log.Warn().Dur("retry_in", a.b.RetryIn(a.d.Clock.Now()))
+			if !a.b.ReopenedByProbe() {
+				failures, calls := a.b.Tripped()
+				ev = ev.Int64("window_failures", failures).Int64("window_calls", calls).Int("consecutive_failures", a.b.Failures())
+			}
 		}
 		ev.Stringer("from", from).Stringer("to", st).Uint64("generation", a.b.Gen()).Msg("circuit breaker state changed")
 		a.system.EventStream.Publish(&messages.BreakerStateChanged{
@@ -197,13 +226,7 @@ func (a *Actor) post() {
 	if a.d.Board == nil {
 		return
 	}
-	e := Entry{
-		Upstream: a.d.Upstream, Endpoint: a.d.Endpoint, Actor: a.d.Name,
-		State: a.b.State(), Generation: a.b.Gen(), OpenUntil: a.b.OpenUntil(),
-	}
-	if e.State == Closed {
-		e.Failures = a.b.Failures()
-	}
+	e := entry(a.b, a.d.Upstream, a.d.Endpoint, a.d.Name)
 	if a.hasPost && e.same(&a.posted) {
 		return
 	}
@@ -211,15 +234,27 @@ func (a *Actor) post() {
 	a.d.Board.Set(e)
 }
 
+// entry is b's board entry.
+func entry(b *Breaker, upstream, endpoint, name string) Entry {
+	e := Entry{
+		Upstream: upstream, Endpoint: endpoint, Actor: name,
+		State: b.State(), Generation: b.Gen(), OpenUntil: b.OpenUntil(),
+	}
+	if e.State == Closed {
+		e.Failures = b.Failures()
+	}
+	return e
+}
+
 func (a *Actor) apply(_ actor.Context, cfg *conf.Config) {
-	now, er := a.d.Clock.Now(), cfg.ErrorRecovery
-	a.b.SetTimeout(now, conf.Seconds(er.CircuitBreakerTimeout))
-	a.b.SetThreshold(now, er.CircuitBreakerThreshold)
+	now := a.d.Clock.Now()
+	a.sample(now)
+	a.b.Configure(now, SettingsFrom(cfg.ErrorRecovery))
 	if a.enabled != cfg.EnableAdvancedOptimization {
 		a.enabled = cfg.EnableAdvancedOptimization
 		a.log.Info().Bool("enabled", a.enabled).Msg("circuit breaker switched by enable_advanced_optimization")
 		if !a.enabled {
-			a.b.Reset() // off means every call goes; back on starts closed
+			a.b.Reset(now) // off means every call goes; back on starts closed
 		}
 	}
 	a.settle()
@@ -232,7 +267,8 @@ func (a *Actor) status() *messages.StatusReport {
 		r.State, r.Detail = messages.StateDisabled, "enable_advanced_optimization is false"
 	case a.b.State() == Open:
 		r.State = messages.StateDegraded
-		cause := fmt.Sprintf("after %d consecutive failures", a.b.Failures())
+		failures, calls := a.b.Tripped()
+		cause := fmt.Sprintf("after %d failures in %d calls within %s", failures, calls, a.b.Settings().Window)
 		if a.b.ReopenedByProbe() {
 			cause = "again: the half_open probe failed"
 		}

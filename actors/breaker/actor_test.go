@@ -153,7 +153,7 @@ func TestOpenProbeClose(t *testing.T) {
 		t.Fatalf("after 3 failures %+v", v)
 	}
 	f.event(t, "open")
-	if s := f.status(t); s.State != messages.StateDegraded || !strings.Contains(s.Detail, "3 consecutive failures") {
+	if s := f.status(t); s.State != messages.StateDegraded || !strings.Contains(s.Detail, "after 3 failures in 3 calls within 10s") {
 		t.Fatalf("status %+v", s)
 	}
 	f.metric(t, `deer_breaker_state{upstream="sim",endpoint="http://127.0.0.1:8001"} 2`)
@@ -264,6 +264,35 @@ func TestApplyConfigLive(t *testing.T) {
 			t.Fatalf("stats %+v", st)
 		}
 	})
+	t.Run("failure rate lowered below the window's share opens now", func(t *testing.T) {
+		f := start(t, testConfig(nil))
+		for range 4 {
+			f.report(0, true, 0)
+		}
+		f.failN(t, 3) // 3 of 7 calls
+		if st := f.stats(t); st.State != "closed" {
+			t.Fatalf("stats %+v", st)
+		}
+		f.apply(t, testConfig(func(c *conf.Config) { c.ErrorRecovery.FailureRateThreshold = 0.4 }))
+		if v := f.check(t); v.Allowed || v.State != "open" {
+			t.Fatalf("%+v", v)
+		}
+	})
+	t.Run("failure window", func(t *testing.T) {
+		f := start(t, testConfig(nil))
+		f.failN(t, 2)
+		f.apply(t, testConfig(func(c *conf.Config) { c.ErrorRecovery.FailureWindow = 2 }))
+		f.failN(t, 1) // the new window starts afresh: 1 failure
+		f.clock.Advance(2 * time.Second)
+		f.failN(t, 2) // the one 2 s ago has left it: 2
+		if st := f.stats(t); st.State != "closed" {
+			t.Fatalf("stats %+v", st)
+		}
+		f.failN(t, 1)
+		if v := f.check(t); v.Allowed || v.State != "open" {
+			t.Fatalf("%+v", v)
+		}
+	})
 	t.Run("advanced optimization off disables it", func(t *testing.T) {
 		f := start(t, testConfig(nil))
 		f.failN(t, 3)
@@ -280,6 +309,59 @@ func TestApplyConfigLive(t *testing.T) {
 			t.Fatalf("back on: %+v", s)
 		}
 	})
+}
+
+// Workers do not report successes through a closed breaker with no
+// failure to reset (Board.Quiet): the board counts them, and the breaker
+// reads the count before each result it records.
+func TestQuietSuccessesAreCalls(t *testing.T) {
+	f := start(t, testConfig(nil)) // threshold 3 within 10 s, rate 0.5
+	quiet := func(n int) {
+		t.Helper()
+		f.stats(t) // the board shows what was reported before
+		e, _ := f.board.Get("sim", endpoint)
+		for range n {
+			if !f.board.Quiet("sim", endpoint, e.Generation) {
+				t.Fatalf("entry %+v: a success not quiet", e)
+			}
+		}
+	}
+	f.failN(t, 1)
+	if f.board.Quiet("sim", endpoint, 0) {
+		t.Fatal("a failure counted: the next success must be reported")
+	}
+	f.report(0, true, 0)
+	quiet(10)
+	f.failN(t, 2) // 3 failures in 14 calls, 2 in a row
+	if st := f.stats(t); st.State != "closed" || st.ConsecutiveFailures != 2 {
+		t.Fatalf("stats %+v: the quiet successes were not counted", st)
+	}
+
+	// They are counted when they happened, not when read: 10 s of quiet
+	// successes leave most of them in the window.
+	f.report(0, true, 0)
+	for range 10 {
+		f.clock.Advance(time.Second)
+		quiet(10)
+	}
+	f.failN(t, 3) // 3 failures in 93 calls: the window, t0+1s on, holds 90 of the 100
+	if st := f.stats(t); st.State != "closed" {
+		t.Fatalf("stats %+v", st)
+	}
+
+	// Quiet successes counted while the breaker restarts are not lost.
+	f.report(0, true, 0)
+	quiet(100)
+	f.system.Root.Send(f.pid, &actortest.PanicNow{})
+	f.failN(t, 3) // 6 failures in 196 calls
+	if st := f.stats(t); st.State != "closed" {
+		t.Fatalf("after a restart: %+v", st)
+	}
+	f.clock.Advance(10 * time.Second)
+	f.failN(t, 3) // the window has rolled past all of it: 3 of 3
+	if st := f.stats(t); st.State != "open" {
+		t.Fatalf("stats %+v", st)
+	}
 }
 
 func TestRestartKeepsOpenState(t *testing.T) {
@@ -326,9 +408,12 @@ func TestBoardCountsFailuresWhileClosed(t *testing.T) {
 	if n := failures(); n != 0 {
 		t.Fatalf("after a success the board shows %d failures, want 0", n)
 	}
-	f.failN(t, 3)
+	f.failN(t, 1) // 3 failures in 4 calls: open
 	if n := failures(); n != 0 {
 		t.Fatalf("open: the board shows %d failures, want 0 (they count only while closed)", n)
+	}
+	if e, _ := f.board.Get("sim", endpoint); e.State != Open {
+		t.Fatalf("board entry %+v, want open", e)
 	}
 }
 

@@ -45,6 +45,10 @@ type slot struct {
 	// processed by it (Reporting, Reported): until they are, a success
 	// still has a failure count to reset.
 	inFlight atomic.Int64
+	// quiet counts the successes Quiet told callers not to report: calls
+	// the breaker counts in its failure window without a message each
+	// (QuietCalls). Only ever incremented.
+	quiet atomic.Uint64
 }
 
 // lane is one upstream's slots. Upstreams have few endpoints: a short list
@@ -102,6 +106,11 @@ func (l *lane) with(endpoint string, s *slot) *lane {
 // Candidates: reads take no lock and do not allocate (an atomic load of the
 // index, one lookup of the upstream, and per endpoint a short scan and an
 // atomic load; Candidates appends to the slice it is given).
+// Quiet, asked once per successful call, also counts the successes it
+// tells callers not to report, with an atomic add on the endpoint's slot;
+// the breaker actor reads that running total (QuietCalls) on its own
+// goroutine, so that its failure window counts every call without a
+// message for each success.
 // The index is copied on write when an endpoint is first set, which happens
 // once per breaker, at startup. A reader sees every entry either before or
 // after a Set, never half-written; entries of different endpoints may be
@@ -174,19 +183,39 @@ func (b *Board) Set(e Entry) {
 }
 
 // Quiet reports whether a success of a call let through on generation gen
-// would change nothing at endpoint's breaker: it is closed, has counted no
-// failure, and no failure report is on its way to it. A caller skips
-// reporting such a success, which would only reset a count already zero:
-// one message less per call on the hot path. Anything else (no entry yet,
-// another generation, a failure counted or in flight) reads as not quiet,
-// and the success is reported.
+// would change nothing at endpoint's breaker but its count of calls: it is
+// closed, has no consecutive failure to reset, and no failure report is on
+// its way to it. A caller skips reporting such a success: one message less
+// per call on the hot path. Anything else (no entry yet, another
+// generation, a failure counted or in flight) reads as not quiet, and the
+// success is reported.
+//
+// When it answers true, Quiet counts the success on the board (an atomic
+// add; no allocation), and the breaker adds it to the calls of its failure
+// window when it next reads QuietCalls. So ask it exactly once per
+// successful call, and skip the report only when it says true.
 func (b *Board) Quiet(upstream, endpoint string, gen uint64) bool {
 	s := b.lane(upstream).slot(endpoint)
 	if s == nil {
 		return false
 	}
 	e := s.entry.Load()
-	return e != nil && e.State == Closed && e.Failures == 0 && e.Generation == gen && s.inFlight.Load() == 0
+	if e == nil || e.State != Closed || e.Failures != 0 || e.Generation != gen || s.inFlight.Load() != 0 {
+		return false
+	}
+	s.quiet.Add(1)
+	return true
+}
+
+// QuietCalls returns how many successes of calls to endpoint Quiet has
+// counted since the board was made (0 without an entry): a running total
+// that only grows. The endpoint's breaker reads it, on its own goroutine,
+// before each result it records.
+func (b *Board) QuietCalls(upstream, endpoint string) uint64 {
+	if s := b.lane(upstream).slot(endpoint); s != nil {
+		return s.quiet.Load()
+	}
+	return 0
 }
 
 // Reporting counts a failure report about to be sent to endpoint's breaker;

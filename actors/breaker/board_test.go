@@ -356,6 +356,52 @@ func BenchmarkBoardRoute(b *testing.B) {
 	})
 }
 
+// Quiet is on every successful call: it counts the success with an atomic
+// add and must not allocate.
+func TestBoardQuietDoesNotAllocate(t *testing.T) {
+	board, eps := benchBoard()
+	if n := testing.AllocsPerRun(100, func() {
+		if !board.Quiet("u", eps[2], 0) {
+			t.Fatal("not quiet")
+		}
+	}); n != 0 {
+		t.Fatalf("%v allocations per Quiet", n)
+	}
+	if n := board.QuietCalls("u", eps[2]); n != 101 { // AllocsPerRun's warm-up run too
+		t.Fatalf("QuietCalls %d, want 101", n)
+	}
+}
+
+func BenchmarkBoardQuiet(b *testing.B) {
+	board, eps := benchBoard()
+	b.Run("serial", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if !board.Quiet("u", eps[2], 0) {
+				b.Fatal("not quiet")
+			}
+		}
+	})
+	b.Run("parallel", func(b *testing.B) {
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				board.Quiet("u", eps[2], 0)
+			}
+		})
+	})
+	// What workers do around it: Route reads the same slot meanwhile.
+	b.Run("parallel-with-route", func(b *testing.B) {
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				board.Route(t0, "u", eps[2:])
+				board.Quiet("u", eps[2], 0)
+			}
+		})
+	})
+}
+
 func BenchmarkBoardGet(b *testing.B) {
 	board, eps := benchBoard()
 	b.ReportAllocs()
@@ -407,10 +453,22 @@ func TestQuietOnlyWhenASuccessWouldChangeNothing(t *testing.T) {
 	if b.Quiet(up, ep, 4) {
 		t.Error("half_open: a probe's success closes the breaker")
 	}
+	b.Set(Entry{Upstream: up, Endpoint: ep, State: Closed, Generation: 5})
+	before := b.QuietCalls(up, ep)
+	for range 3 {
+		b.Quiet(up, ep, 5) // quiet: counted
+		b.Quiet(up, ep, 4) // not: reported instead, not counted
+	}
+	if n := b.QuietCalls(up, ep) - before; n != 3 {
+		t.Errorf("QuietCalls grew by %d, want 3: only the successes Quiet told the caller to skip", n)
+	}
+	if n := b.QuietCalls(up, "http://other"); n != 0 {
+		t.Errorf("QuietCalls of an endpoint without an entry: %d", n)
+	}
 	var nilBoard *Board
 	nilBoard.Reporting(up, ep)
 	nilBoard.Reported(up, ep)
-	if nilBoard.Quiet(up, ep, 0) {
+	if nilBoard.Quiet(up, ep, 0) || nilBoard.QuietCalls(up, ep) != 0 {
 		t.Error("a nil board is never quiet")
 	}
 }
