@@ -6,10 +6,10 @@ ADDR      ?=
 
 # Fuzz targets as package:Target; `make fuzz` runs each for FUZZTIME.
 FUZZ_TARGETS := ./conf:FuzzLoadTOML ./conf:FuzzEnv ./conf:FuzzPatch \
-	./httpapi:FuzzPostConfig ./httpapi:FuzzPostTask ./httpapi:FuzzOpenAIBody \
+	./httpapi:FuzzPostConfig ./httpapi:FuzzPostTask ./httpapi:FuzzOpenAIBody ./httpapi:FuzzPostFaults \
 	./internal/sim:FuzzChat ./internal/sim:FuzzEmbeddings ./internal/sim:FuzzSearch ./internal/sim:FuzzControl
 
-.PHONY: help build run test verify bench fuzz compat clean
+.PHONY: help build run test verify bench chaos fuzz compat clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -39,6 +39,9 @@ bench: build ## deerd side by side with direct calls, nginx and Portkey (QUICK=1
 	pin=""; if command -v taskset >/dev/null && [ "$$(nproc)" -ge 2 ]; then pin="taskset -c 1"; fi; \
 	$$pin ./$(BIN)/deerbench $(if $(QUICK),--quick)
 
+chaos: build ## fault drill: deerd under load while every actor kind crashes (QUICK=1: ~20 s; RATE=, DURATION=, GRACE=); rewrites docs/chaos.md
+	./$(BIN)/deerchaos $(if $(QUICK),--quick) $(if $(RATE),--rate $(RATE)) $(if $(DURATION),--duration $(DURATION)) $(if $(GRACE),--grace $(GRACE))
+
 fuzz: ## run every fuzz target briefly (FUZZTIME=10s each)
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; name=$${t##*:}; \
@@ -49,5 +52,5 @@ fuzz: ## run every fuzz target briefly (FUZZTIME=10s each)
 compat: ## the OpenAI SDK and LangChain (npm) against a real deerd; needs node and npm
 	scripts/compat/run.sh
 
-clean: ## remove build output and the bench's scratch directory
-	rm -rf $(BIN) .bench
+clean: ## remove build output and the scratch directories of bench and chaos
+	rm -rf $(BIN) .bench .chaos

@@ -25,6 +25,7 @@ import (
 	"github.com/deer-runtime/deer/conf"
 	"github.com/deer-runtime/deer/internal/clock"
 	"github.com/deer-runtime/deer/internal/dispatch"
+	"github.com/deer-runtime/deer/internal/faults"
 	"github.com/deer-runtime/deer/internal/logging"
 	"github.com/deer-runtime/deer/internal/reply"
 	"github.com/deer-runtime/deer/internal/sim"
@@ -51,6 +52,9 @@ type Runtime struct {
 
 	strategies []*supervisor.Strategy
 	rtrip      http.RoundTripper
+	faults     *faults.Set // injected faults (SPEC §9), checked by every actor's receive
+	// receive wraps every component actor's and worker's receive: the
+	// faults, then WithReceive's wrap when given.
 	receive    func(name string, next actor.ReceiverFunc) actor.ReceiverFunc
 	builtins   []*sim.Hosted // simulators served for builtin upstreams
 	dispatcher *dispatch.Pool
@@ -79,6 +83,9 @@ type options struct {
 	policy   *supervisor.Policy
 	rtrip    http.RoundTripper
 	receive  func(name string, next actor.ReceiverFunc) actor.ReceiverFunc
+	// faultHook installs the fault-injection hook whatever the
+	// configuration says (WithFaultInjection).
+	faultHook bool
 }
 
 // WithClock makes the runtime read time from c (tests use a fake clock).
@@ -108,11 +115,18 @@ func WithRoundTripper(rt http.RoundTripper) Option { return func(o *options) { o
 
 // WithReceive wraps the receive of every component actor (the children of
 // the supervision groups: pool/U, limiter/U, breaker/U/E, batch/U, cache/*,
-// router, metrics, http) in wrap, given the actor's SPEC name. Tests use it
-// to make a component crash on a message and check what supervision does.
+// router, metrics, http) and of every worker/N in wrap, given the actor's
+// SPEC name. It runs inside the injected faults (see InjectFault): a
+// message a fault drops never reaches it.
 func WithReceive(wrap func(name string, next actor.ReceiverFunc) actor.ReceiverFunc) Option {
 	return func(o *options) { o.receive = wrap }
 }
+
+// WithFaultInjection makes InjectFault work whatever the configuration
+// says. Without it, the fault hook is on every actor only when the
+// configuration deer starts with has debug_mode or server.fault_injection:
+// it costs allocations on every message, so it is not there by default.
+func WithFaultInjection() Option { return func(o *options) { o.faultHook = true } }
 
 // WithSupervisionPolicy overrides the restart policy of every supervisor.
 func WithSupervisionPolicy(p supervisor.Policy) Option {
@@ -156,11 +170,25 @@ func Start(ctx context.Context, cfg *conf.Config, opts ...Option) (*Runtime, err
 		setLevel: o.setLevel,
 		started:  o.clock.Now(),
 		rtrip:    o.rtrip,
-		receive:  o.receive,
+		faults:   faults.New(nil),
 		// Mailbox runs reuse goroutines; idle ones go after a while.
 		dispatcher: dispatch.New(300, 10*time.Second),
 		board:      breaker.NewBoard(),
 		cacheFront: cache.NewFront(),
+	}
+	// The fault hook is a receive middleware on every actor, and protoactor
+	// then wraps each message in an envelope (3 allocations per task): it is
+	// installed only when faults may be injected.
+	if cfg.DebugMode || cfg.Server.FaultInjection || o.faultHook {
+		rt.receive = rt.faults.Wrap
+	}
+	if user := o.receive; user != nil {
+		rt.receive = user
+		if o.faultHook || cfg.DebugMode || cfg.Server.FaultInjection {
+			rt.receive = func(name string, next actor.ReceiverFunc) actor.ReceiverFunc {
+				return rt.faults.Wrap(name, user(name, next))
+			}
+		}
 	}
 	rt.system = actor.NewActorSystem(
 		actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {

@@ -116,3 +116,47 @@ func ExampleRuntime_Router() {
 	// Output:
 	// succeeded {"ok":true}
 }
+
+// ExampleRuntime_InjectFault crashes cache/l2 on the next cache lookup, as
+// a fault test in a user's suite would: supervision restarts it after a
+// backoff and hands it the lookup again, and the task is answered as if
+// nothing had happened.
+func ExampleRuntime_InjectFault() {
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, `{"ok":true}`)
+	}))
+	defer upstream.Close()
+	dir, _ := os.MkdirTemp("", "deer-example-")
+	defer os.RemoveAll(dir)
+	cfg := conf.Default()
+	cfg.Cache.L3Path = dir
+	cfg.Monitoring.DetailedLogging = false
+	cfg.Upstreams = map[string]conf.Upstream{"api": conf.NewUpstream(upstream.URL)}
+
+	ctx := context.Background()
+	// The fault hook is installed at start (or with server.fault_injection).
+	rt, err := deer.Start(ctx, cfg, deer.WithLogger(zerolog.Nop(), nil), deer.WithFaultInjection())
+	if err != nil {
+		fmt.Println("start:", err)
+		return
+	}
+	defer rt.Stop(ctx)
+
+	id, err := rt.InjectFault(ctx, deer.Fault{Actor: "cache/l2", Kind: "panic", Count: 1, Message: "CacheLookup"})
+	if err != nil {
+		fmt.Println("inject:", err)
+		return
+	}
+	// A GET is cacheable: the router looks it up in cache/l2 first.
+	res, err := rt.Submit(ctx, &messages.Task{Upstream: "api", Method: "GET", Path: "/status"})
+	if err != nil {
+		fmt.Println("submit:", err)
+		return
+	}
+	fmt.Println(res.Status, string(res.Body))
+	rep := rt.Faults()
+	fmt.Printf("%s fired %d, active %v; cache/l2 restarted %d time\n", id, rep.Faults[0].Fired, rep.Faults[0].Active, rep.Restarts["cache/l2"])
+	// Output:
+	// succeeded {"ok":true}
+	// f1 fired 1, active false; cache/l2 restarted 1 time
+}

@@ -24,6 +24,9 @@ import (
 	"github.com/deer-runtime/deer/supervisor"
 )
 
+// rootName is the root supervisor's name; its children are the groups.
+const rootName = "deer"
+
 // The supervision tree (docs/architecture.md):
 //
 //	deer
@@ -40,12 +43,14 @@ func (rt *Runtime) spawnTree(policy supervisor.Policy, extra []supervisor.ChildS
 		rt.strategies = append(rt.strategies, s)
 		return s
 	}
-	// Every actor's mailbox runs on the runtime's goroutine pool.
+	// Every actor's mailbox runs on the runtime's goroutine pool, and its
+	// receive goes through rt.receive (fault injection, WithReceive).
+	// Configuring props appends, so each props value goes through once.
 	pooled := func(specs []supervisor.ChildSpec) []supervisor.ChildSpec {
 		for _, s := range specs {
 			s.Props.Configure(actor.WithDispatcher(rt.dispatcher))
-			if rt.receive != nil {
-				name, wrap := s.Name, rt.receive
+			if wrap := rt.receive; wrap != nil {
+				name := s.Name
 				s.Props.Configure(actor.WithReceiverMiddleware(func(next actor.ReceiverFunc) actor.ReceiverFunc {
 					return wrap(name, next)
 				}))
@@ -54,36 +59,39 @@ func (rt *Runtime) spawnTree(policy supervisor.Policy, extra []supervisor.ChildS
 		return specs
 	}
 	group := func(name string, children func() []supervisor.ChildSpec) supervisor.ChildSpec {
-		props := supervisor.GroupProps(name, func() []supervisor.ChildSpec { return pooled(children()) }, newStrategy(), rt.reg, rt.log)
+		props := supervisor.GroupProps(name, children, newStrategy(), rt.reg, rt.log)
 		return supervisor.ChildSpec{Name: name, Props: props.Configure(actor.WithDispatcher(rt.dispatcher))}
 	}
+	// extra's props are reused by every start of their group: configured
+	// here, once.
+	extra = pooled(extra)
 	routerStrategy := newStrategy()
 	groups := []supervisor.ChildSpec{
 		group("executor", func() []supervisor.ChildSpec {
-			return []supervisor.ChildSpec{{Name: "router", Props: router.Props(router.Deps{
+			return pooled([]supervisor.ChildSpec{{Name: "router", Props: router.Props(router.Deps{
 				Name: "router", Live: rt.live, Clock: rt.clock, Log: rt.log, Metrics: rt.set,
 				Registry: rt.reg, Strategy: routerStrategy, Dispatcher: rt.dispatcher, Board: rt.board,
-				Reservoirs: rt.reservoirs, Lanes: rt.lanes, Front: rt.cacheFront,
-			})}}
+				Reservoirs: rt.reservoirs, Lanes: rt.lanes, Front: rt.cacheFront, Receive: rt.receive,
+			})}})
 		}),
-		group("upstreams", rt.upstreamActors),
-		group("cache", rt.cacheActors),
+		group("upstreams", func() []supervisor.ChildSpec { return pooled(rt.upstreamActors()) }),
+		group("cache", func() []supervisor.ChildSpec { return pooled(rt.cacheActors()) }),
 		group("observability", func() []supervisor.ChildSpec {
-			specs := []supervisor.ChildSpec{{Name: "metrics", Props: metrics.Props(metrics.Deps{
+			specs := pooled([]supervisor.ChildSpec{{Name: "metrics", Props: metrics.Props(metrics.Deps{
 				Name: "metrics", Live: rt.live, Clock: rt.clock, Log: rt.log, Metrics: rt.set,
 				Snapshot: func(ctx context.Context) any { return rt.Metrics(ctx) },
-			})}}
+			})}})
 			return append(specs, extra...)
 		}),
 	}
-	rootProps := supervisor.GroupProps("deer", func() []supervisor.ChildSpec { return groups }, newStrategy(), rt.reg, rt.log)
-	pid, err := rt.system.Root.SpawnNamed(rootProps.Configure(actor.WithDispatcher(rt.dispatcher)), "deer")
+	rootProps := supervisor.GroupProps(rootName, func() []supervisor.ChildSpec { return groups }, newStrategy(), rt.reg, rt.log)
+	pid, err := rt.system.Root.SpawnNamed(rootProps.Configure(actor.WithDispatcher(rt.dispatcher)), rootName)
 	if err != nil {
 		panic(err) // a fresh actor system cannot already hold the name
 	}
-	rt.reg.Register("deer", "", pid)
+	rt.reg.Register(rootName, "", pid)
 	// The names Start waits for: groups spawn their children asynchronously.
-	expected := []string{"deer", "router"}
+	expected := []string{rootName, "router"}
 	for _, g := range groups {
 		expected = append(expected, g.Name)
 	}

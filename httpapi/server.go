@@ -47,6 +47,13 @@ func New(rt *deer.Runtime, counters *Counters, log zerolog.Logger) *Server {
 	s.route("/metrics/history", map[string]http.HandlerFunc{http.MethodGet: s.history})
 	s.route("/config", map[string]http.HandlerFunc{http.MethodGet: s.getConfig, http.MethodPost: s.admin(s.postConfig)})
 	s.route("/config/reset", map[string]http.HandlerFunc{http.MethodPost: s.admin(s.resetConfig)})
+	// Fault injection (SPEC §9): only while enabled, and for admins.
+	s.mux.HandleFunc("/faults", s.faultsEnabled(methods("/faults", map[string]http.HandlerFunc{
+		http.MethodPost: s.admin(s.postFault), http.MethodGet: s.admin(s.getFaults), http.MethodDelete: s.admin(s.clearFaults),
+	})))
+	s.mux.HandleFunc("/faults/{id}", s.faultsEnabled(methods("/faults/{id}", map[string]http.HandlerFunc{
+		http.MethodDelete: s.admin(s.deleteFault),
+	})))
 	// The task path (SPEC §4 "Work").
 	s.route("/v1/tasks", map[string]http.HandlerFunc{http.MethodPost: s.postTask})
 	s.route("/v1/tasks/{id}", map[string]http.HandlerFunc{http.MethodGet: s.getTask, http.MethodDelete: s.deleteTask})
@@ -121,12 +128,17 @@ func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter 
 // route registers a path whose methods are listed; other methods get a JSON
 // 405 naming the allowed ones.
 func (s *Server) route(path string, byMethod map[string]http.HandlerFunc) {
+	s.mux.HandleFunc(path, methods(path, byMethod))
+}
+
+// methods dispatches on the request's method (see route).
+func methods(path string, byMethod map[string]http.HandlerFunc) http.HandlerFunc {
 	allowed := make([]string, 0, len(byMethod))
 	for m := range byMethod {
 		allowed = append(allowed, m)
 	}
 	allow := strings.Join(allowed, ", ")
-	s.mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+	return func(w http.ResponseWriter, r *http.Request) {
 		h, ok := byMethod[r.Method]
 		if !ok && r.Method == http.MethodHead {
 			h, ok = byMethod[http.MethodGet]
@@ -137,7 +149,7 @@ func (s *Server) route(path string, byMethod map[string]http.HandlerFunc) {
 			return
 		}
 		h(w, r)
-	})
+	}
 }
 
 // askContext bounds how long one admin request may spend asking actors.

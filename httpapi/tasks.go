@@ -429,23 +429,32 @@ func (s *Server) postTask(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// decodeTaskRequest decodes strictly: one JSON object, known fields only,
-// each of its type.
+// decodeTaskRequest decodes strictly (see decodeStrict).
 func decodeTaskRequest(raw []byte) (*taskRequest, *inputError) {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
 	var req taskRequest
-	if err := dec.Decode(&req); err != nil {
-		return nil, jsonError(err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, badInput("invalid_json", "", "the body must hold one JSON object and nothing after it")
+	if ierr := decodeStrict(raw, &req, "upstream, method, path, headers, body, priority, cache, timeout, async, stream"); ierr != nil {
+		return nil, ierr
 	}
 	return &req, nil
 }
 
-// jsonError names what is wrong with a JSON body, and where.
-func jsonError(err error) *inputError {
+// decodeStrict decodes raw into v: one JSON object, known fields only (an
+// unknown one is named, with the list known), each of its type.
+func decodeStrict(raw []byte, v any, known string) *inputError {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return jsonError(err, known)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return badInput("invalid_json", "", "the body must hold one JSON object and nothing after it")
+	}
+	return nil
+}
+
+// jsonError names what is wrong with a JSON body, and where; known lists
+// the body's fields for an unknown one.
+func jsonError(err error, known string) *inputError {
 	var syntax *json.SyntaxError
 	var typ *json.UnmarshalTypeError
 	switch {
@@ -462,7 +471,7 @@ func jsonError(err error) *inputError {
 	}
 	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
 		field, _ := strconv.Unquote(name)
-		return badInput("unknown_field", field, "unknown field %s (known: upstream, method, path, headers, body, priority, cache, timeout, async, stream)", name)
+		return badInput("unknown_field", field, "unknown field %s (known: %s)", name, known)
 	}
 	return badInput("invalid_json", "", "the body is not valid JSON: %v", err)
 }

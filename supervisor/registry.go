@@ -44,9 +44,10 @@ type Entry struct {
 // and the router write it; /health, /metrics and fault injection read it.
 // It is safe for concurrent use: every method takes the lock.
 type Registry struct {
-	mu     sync.RWMutex
-	byName map[string]*Entry
-	byID   map[string]string // PID.Id → name
+	mu          sync.RWMutex
+	byName      map[string]*Entry
+	byID        map[string]string // PID.Id → name
+	escalations int               // across names: a worker's entry goes when the router restarts
 }
 
 // NewRegistry returns an empty registry.
@@ -126,16 +127,25 @@ func (r *Registry) MarkRestarting(name, reason string, at time.Time) {
 }
 
 // MarkFailed records a crash of name whose handling was passed up to its
-// supervisor's parent: no restart is scheduled here, so none is counted; the
-// state says restarting because the subtree is about to be restarted (or
-// stopped) from above.
+// supervisor's parent: no restart is scheduled here, so none is counted
+// (the escalation is: see Escalations); the state says restarting because
+// the subtree is about to be restarted (or stopped) from above.
 func (r *Registry) MarkFailed(name, reason string, at time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.escalations++
 	if e, ok := r.byName[name]; ok {
 		e.State = Restarting
 		e.LastFailure, e.LastFailureAt = reason, at
 	}
+}
+
+// Escalations is how many failures were passed up to a supervisor's parent
+// since the registry was made.
+func (r *Registry) Escalations() int {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.escalations
 }
 
 // MarkRunning records that name is processing messages again.

@@ -118,4 +118,7 @@ func TestStrategyEscalationCarriesReason(t *testing.T) {
 	if entry, _ := h.reg.Get("c"); entry.State != Restarting || entry.Restarts != 1 || entry.LastFailure != "second" {
 		t.Fatalf("registry entry %+v", entry)
 	}
+	if n := h.reg.Escalations(); n != 1 {
+		t.Fatalf("registry counts %d escalations, want 1", n)
+	}
 }

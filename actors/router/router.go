@@ -49,6 +49,9 @@ type Deps struct {
 	// Front is cache/l1's store, read at admission without a message; nil
 	// leaves L1 out (lookups start at cache/l2).
 	Front *cache.Front
+	// Receive, when set, wraps each worker's receive, given its SPEC name
+	// (fault injection reaches the workers through it).
+	Receive func(name string, next actor.ReceiverFunc) actor.ReceiverFunc
 }
 
 // maxPingTimeout bounds how long a health-check ping waits for its answer.
@@ -432,6 +435,10 @@ func (r *Router) spawn(ctx actor.Context, s *slot) {
 		Name: s.name, Live: r.d.Live, Clock: r.d.Clock, Log: r.d.Log, Registry: r.d.Registry,
 		Board: r.d.Board, Reservoirs: r.d.Reservoirs, Lanes: r.d.Lanes, Dispatcher: r.d.Dispatcher,
 	})
+	if wrap := r.d.Receive; wrap != nil {
+		name := s.name
+		props.Configure(actor.WithReceiverMiddleware(func(next actor.ReceiverFunc) actor.ReceiverFunc { return wrap(name, next) }))
+	}
 	pid, err := ctx.SpawnNamed(props, s.pidName())
 	if err != nil {
 		// The name is still held by a process that has not finished stopping:

@@ -2,6 +2,8 @@ package router
 
 import (
 	"io"
+	"maps"
+	"sync"
 	"testing"
 	"time"
 
@@ -30,7 +32,7 @@ type fixture struct {
 	set    *metrics.Set
 }
 
-func newFixture(t *testing.T, cfg *conf.Config) *fixture {
+func newFixture(t *testing.T, cfg *conf.Config, opts ...func(*Deps)) *fixture {
 	t.Helper()
 	f := &fixture{
 		t:      t,
@@ -41,10 +43,14 @@ func newFixture(t *testing.T, cfg *conf.Config) *fixture {
 	}
 	log := zerolog.New(io.Discard)
 	strategy := supervisor.NewStrategy(supervisor.DefaultPolicy(), f.clk, f.reg, f.set, log)
-	f.pid = f.system.Root.Spawn(Props(Deps{
+	d := Deps{
 		Name: "router", Live: conf.NewLive(cfg), Clock: f.clk, Log: log, Metrics: f.set,
 		Registry: f.reg, Strategy: strategy,
-	}))
+	}
+	for _, o := range opts {
+		o(&d)
+	}
+	f.pid = f.system.Root.Spawn(Props(d))
 	t.Cleanup(func() {
 		strategy.Stop()
 		_ = f.system.Root.StopFuture(f.pid).Wait()
@@ -103,6 +109,41 @@ func TestRouterSpawnsMaxWorkers(t *testing.T) {
 		if _, err := f.system.Root.RequestFuture(pid, &messages.Ping{}, time.Second).Result(); err != nil {
 			t.Errorf("%s does not answer: %v", name, err)
 		}
+	}
+}
+
+// Deps.Receive wraps every worker's receive under its SPEC name, the
+// workers spawned later included.
+func TestReceiveWrapsEveryWorker(t *testing.T) {
+	cfg := conf.Default()
+	cfg.ParallelExecution.MaxWorkers = 2
+	var mu sync.Mutex
+	pinged := map[string]int{}
+	f := newFixture(t, cfg, func(d *Deps) {
+		d.Receive = func(name string, next actor.ReceiverFunc) actor.ReceiverFunc {
+			return func(c actor.ReceiverContext, env *actor.MessageEnvelope) {
+				if _, ok := env.Message.(*messages.Ping); ok {
+					mu.Lock()
+					pinged[name]++
+					mu.Unlock()
+				}
+				next(c, env)
+			}
+		}
+	})
+	bigger := cfg.Clone()
+	bigger.ParallelExecution.MaxWorkers = 3
+	f.apply(bigger)
+	for _, name := range []string{"worker/1", "worker/2", "worker/3"} {
+		pid, _ := f.reg.PID(name)
+		if _, err := f.system.Root.RequestFuture(pid, &messages.Ping{}, time.Second).Result(); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if want := map[string]int{"worker/1": 1, "worker/2": 1, "worker/3": 1}; !maps.Equal(pinged, want) {
+		t.Errorf("pings seen by the wrap: %v, want %v", pinged, want)
 	}
 }
 

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
@@ -104,7 +105,8 @@ func (r *runner) retryAfter(ctx context.Context) (Feature, error) {
 func (r *runner) breakerFastFail(ctx context.Context) (Feature, error) {
 	f := Feature{
 		Name: "Breaker fast-fail",
-		How: fmt.Sprintf("deersim error_rate 1; 5 concurrent requests open the breaker (threshold 5); then %d sequential requests",
+		How: fmt.Sprintf("deersim error_rate 1; rounds of 5 concurrent requests until deerd's breaker opens (threshold 5 failures "+
+			"that are also ≥ failure_rate_threshold of the calls in failure_window: the earlier phases' successes count); then %d sequential requests",
 			r.plan.FastFails),
 	}
 	r.logf("phase C: breaker fast-fail")
@@ -112,8 +114,15 @@ func (r *runner) breakerFastFail(ctx context.Context) (Feature, error) {
 		return f, err
 	}
 	openBreaker := func(t target) {
-		if t.name == Deerd {
-			r.distinct(ctx, t.url, "prime", 5, 1000, 60*time.Second)
+		if t.name != Deerd {
+			return
+		}
+		for round := 1; round <= 100 && ctx.Err() == nil; round++ {
+			r.distinct(ctx, t.url, fmt.Sprintf("prime%d", round), 5, 1000, 60*time.Second)
+			if r.breakerOpen(ctx, t) {
+				r.logf("phase C: deerd's breaker opened after %d failing requests", 5*round)
+				return
+			}
 		}
 	}
 	err := r.eachProxy(ctx, &f, openBreaker, func(t target) (string, error) {
@@ -214,6 +223,22 @@ func (r *runner) distinct(ctx context.Context, url, tag string, n int, rate floa
 	}
 	wg.Wait()
 	return out
+}
+
+// breakerOpen reports whether deerd's /metrics shows an open breaker.
+func (r *runner) breakerOpen(ctx context.Context, t target) bool {
+	raw, err := r.get(ctx, strings.TrimSuffix(t.url, "/v1/chat/completions")+"/metrics", "application/json")
+	if err != nil {
+		return false
+	}
+	var m struct {
+		AdvancedOptimizations struct {
+			ErrorRecovery struct {
+				CircuitBreakerState string `json:"circuit_breaker_state"`
+			} `json:"error_recovery"`
+		} `json:"advanced_optimizations"`
+	}
+	return json.Unmarshal(raw, &m) == nil && m.AdvancedOptimizations.ErrorRecovery.CircuitBreakerState == "open"
 }
 
 // sequential sends n requests one after the other.
