@@ -47,6 +47,11 @@ type Book struct {
 
 	watchdogDue time.Time // when the armed watchdog fires; zero: none armed
 
+	// lives counts the router actor's starts. Workers of a new life get
+	// actor names of their own (worker/N~G), so a late report from a
+	// worker of the previous life never matches a new worker's PID.
+	lives int
+
 	draining        bool
 	drainWaiters    []*actor.PID
 	drainedFinished int
@@ -941,6 +946,7 @@ func (b *Book) Configure(now time.Time, cfg *conf.Config) []Effect {
 func (b *Book) Restarted(now time.Time) []Effect {
 	fx := b.begin()
 	b.workers = workerSet{}
+	b.lives++
 	b.watchdogDue = time.Time{}
 	entries := b.sortedEntries()
 	for i := len(entries) - 1; i >= 0; i-- { // pushed to the front: last first keeps their order

@@ -416,6 +416,9 @@ func (r *Router) apply(ctx actor.Context, cfg *conf.Config) {
 // resize spawns or retires workers until there are n.
 func (r *Router) resize(ctx actor.Context, n int) {
 	for _, s := range r.book.workers.grow(n) {
+		// The first life's workers are worker/N; later lives' start at a
+		// generation no replacement of an earlier life reaches.
+		s.gen = (r.book.lives - 1) << 20
 		r.spawn(ctx, s)
 	}
 	retired, fx := r.book.Retire(r.d.Clock.Now(), n)
