@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"errors"
 	"fmt"
 	"maps"
 	"math"
@@ -22,13 +21,19 @@ const (
 // Splice puts section between the markers of doc, or before its first
 // second-level heading when doc has no markers yet.
 func Splice(doc, section string) (string, error) {
-	block := BeginMarker + "\n" + strings.TrimSpace(section) + "\n" + EndMarker + "\n"
-	i, j := strings.Index(doc, BeginMarker), strings.Index(doc, EndMarker)
+	return SpliceBetween(doc, section, BeginMarker, EndMarker)
+}
+
+// SpliceBetween is Splice with other markers (another generated document:
+// make chaos writes docs/chaos.md with it).
+func SpliceBetween(doc, section, begin, end string) (string, error) {
+	block := begin + "\n" + strings.TrimSpace(section) + "\n" + end + "\n"
+	i, j := strings.Index(doc, begin), strings.Index(doc, end)
 	switch {
 	case i >= 0 && j > i:
-		return doc[:i] + block + strings.TrimPrefix(doc[j+len(EndMarker):], "\n"), nil
+		return doc[:i] + block + strings.TrimPrefix(doc[j+len(end):], "\n"), nil
 	case i >= 0 || j >= 0:
-		return "", errors.New("only one of the make bench markers is present: fix the file by hand")
+		return "", fmt.Errorf("only one of the markers %q and %q is present: fix the file by hand", begin, end)
 	}
 	if k := strings.Index(doc, "\n## "); k >= 0 {
 		return doc[:k+1] + block + "\n" + doc[k+1:], nil

@@ -151,25 +151,35 @@ func shapeOf(argv []string) string {
 	return strings.Join(flags, " ")
 }
 
-// DescribeMachine fills in the CPU, kernel and versions of the tools.
-func (res *Results) DescribeMachine(opts Options, deerdVersion string) {
+// ThisMachine describes the machine this process runs on: its CPU model,
+// online cores, kernel, open-file limit, and the Go version as
+// Versions["go"].
+func ThisMachine() Machine {
+	m := Machine{Cores: OnlineCPUs(), Versions: map[string]string{"go": runtime.Version()}}
 	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
 		for line := range strings.SplitSeq(string(b), "\n") {
 			if v, ok := strings.CutPrefix(line, "model name"); ok {
-				res.Machine.CPU = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":"))
+				m.CPU = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":"))
 				break
 			}
 		}
 	}
 	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
-		res.Machine.Kernel = strings.TrimSpace(string(b))
+		m.Kernel = strings.TrimSpace(string(b))
 	}
 	var lim syscall.Rlimit
 	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim) == nil {
-		res.Machine.OpenFiles = lim.Cur
+		m.OpenFiles = lim.Cur
 	}
+	return m
+}
+
+// DescribeMachine fills in the CPU, kernel and versions of the tools.
+func (res *Results) DescribeMachine(opts Options, deerdVersion string) {
+	m := ThisMachine()
+	res.Machine.CPU, res.Machine.Cores, res.Machine.Kernel, res.Machine.OpenFiles = m.CPU, m.Cores, m.Kernel, m.OpenFiles
 	v := res.Machine.Versions
-	v["go"] = runtime.Version()
+	v["go"] = m.Versions["go"]
 	v["deerd"] = deerdVersion
 	if opts.Nginx != "" {
 		v["nginx"] = firstLine(exec.Command(opts.Nginx, "-v"))

@@ -11,7 +11,9 @@
 // left, until the response body has been read. A cap on requests in flight
 // (Options.MaxInFlight) protects the generator: when it is reached, the
 // request due is not sent and is counted as dropped by the generator; the
-// schedule is never delayed.
+// schedule is never delayed. OpenLoop is that schedule alone, for callers
+// that make requests of their own (make chaos sends each with its own id
+// and checks each answer).
 //
 // # Result JSON (constant rate)
 //

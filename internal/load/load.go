@@ -249,58 +249,88 @@ func Constant(ctx context.Context, client *http.Client, target Target, rate floa
 		Method: target.method(), URL: target.URL, Rate: rate, DurationS: duration.Seconds(),
 		MaxInFlight: maxIn, Scheduled: Scheduled(rate, duration),
 	}
-	interval := float64(time.Second) / rate
 	t := newTally()
-	slots := make(chan struct{}, maxIn)
-	var wg sync.WaitGroup
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
-
 	start := time.Now()
-	var maxLag time.Duration
-schedule:
-	for i := range res.Scheduled {
-		due := start.Add(time.Duration(float64(i) * interval))
-		if wait := time.Until(due); wait > 0 {
-			timer.Reset(wait)
-			select {
-			case <-timer.C:
-			case <-ctx.Done():
-				res.Interrupted = true
-				break schedule
-			}
-		} else if ctx.Err() != nil {
-			res.Interrupted = true
-			break
-		}
-		maxLag = max(maxLag, time.Since(due))
-		select {
-		case slots <- struct{}{}:
-			res.Sent++
-			wg.Go(func() {
-				defer func() { <-slots }()
-				code, err := target.do(ctx, client, opts.Timeout)
-				t.add(code, err, time.Since(due)) // from the schedule: no coordinated omission
-			})
-		default:
-			res.Dropped++
-		}
-		if opts.Progress != nil {
-			opts.Progress()
-		}
-	}
-	sendWindow := time.Since(start) + time.Duration(interval)
-	wg.Wait()
+	sched := OpenLoop(ctx, rate, duration, maxIn, opts.Progress, func(_ int, due time.Time) {
+		code, err := target.do(ctx, client, opts.Timeout)
+		t.add(code, err, time.Since(due)) // from the schedule: no coordinated omission
+	})
 	elapsed := time.Since(start)
-
-	res.SendS = sendWindow.Seconds()
+	res.Sent, res.Dropped, res.Interrupted = sched.Sent, sched.Dropped, sched.Interrupted
+	res.SendS = sched.SendWindow.Seconds()
 	res.ElapsedS = elapsed.Seconds()
-	res.AchievedRate = float64(res.Sent) / sendWindow.Seconds()
-	res.MaxSendLagUS = maxLag.Microseconds()
+	res.AchievedRate = float64(res.Sent) / sched.SendWindow.Seconds()
+	res.MaxSendLagUS = sched.MaxLag.Microseconds()
 	res.Status, res.Errors = t.status, t.errs
 	res.Latency = summarize(t.hist)
 	if res.Scheduled > 0 {
 		res.SuccessPct = 100 * float64(res.Succeeded()) / float64(res.Scheduled)
 	}
 	return res, nil
+}
+
+// Schedule is what OpenLoop did.
+type Schedule struct {
+	Sent        int           // calls started
+	Dropped     int           // calls due while maxInFlight were running: not made
+	Interrupted bool          // ctx ended before the schedule did
+	SendWindow  time.Duration // start to the last call due, plus one interval
+	MaxLag      time.Duration // worst lateness of a call behind its due time
+}
+
+// OpenLoop is the open-loop schedule of Constant, for callers that make
+// their own requests: call i (0-based) is due at start + i/rate for every
+// i/rate < duration and runs send(i, due) in a goroutine of its own, whether
+// or not earlier calls have returned. At most maxInFlight calls run at once
+// (0 means DefaultMaxInFlight); a call due at the cap is dropped, never
+// delayed. progress, if set, is called once per call due (made or dropped),
+// from one goroutine. OpenLoop returns when the schedule is over (or ctx
+// ended) and every call made has returned; send decides itself whether ctx
+// also bounds its request. rate and duration must be positive (see
+// Constant, which checks them).
+func OpenLoop(ctx context.Context, rate float64, duration time.Duration, maxInFlight int, progress func(), send func(i int, due time.Time)) Schedule {
+	if maxInFlight <= 0 {
+		maxInFlight = DefaultMaxInFlight
+	}
+	var s Schedule
+	interval := float64(time.Second) / rate
+	slots := make(chan struct{}, maxInFlight)
+	var wg sync.WaitGroup
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+
+	start := time.Now()
+schedule:
+	for i := range Scheduled(rate, duration) {
+		due := start.Add(time.Duration(float64(i) * interval))
+		if wait := time.Until(due); wait > 0 {
+			timer.Reset(wait)
+			select {
+			case <-timer.C:
+			case <-ctx.Done():
+				s.Interrupted = true
+				break schedule
+			}
+		} else if ctx.Err() != nil {
+			s.Interrupted = true
+			break
+		}
+		s.MaxLag = max(s.MaxLag, time.Since(due))
+		select {
+		case slots <- struct{}{}:
+			s.Sent++
+			wg.Go(func() {
+				defer func() { <-slots }()
+				send(i, due)
+			})
+		default:
+			s.Dropped++
+		}
+		if progress != nil {
+			progress()
+		}
+	}
+	s.SendWindow = time.Since(start) + time.Duration(interval)
+	wg.Wait()
+	return s
 }

@@ -1,0 +1,11 @@
+package chaos
+
+import (
+	"testing"
+
+	"github.com/deer-runtime/deer/internal/leaktest"
+)
+
+func TestMain(m *testing.M) {
+	leaktest.VerifyTestMain(m)
+}
