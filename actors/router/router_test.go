@@ -232,3 +232,47 @@ func waitFor(t *testing.T, cond func() bool, what string) {
 		time.Sleep(2 * time.Millisecond)
 	}
 }
+
+// A restarted router's workers get actor ids of their own: a late report
+// from a worker of the previous life (a cancelled call, say) must never
+// match the new worker of the same slot, or it would answer the task the
+// new worker runs.
+func TestRestartedRouterNamesItsWorkersAfresh(t *testing.T) {
+	cfg := conf.Default()
+	cfg.ParallelExecution.MaxWorkers = 3
+	f := newFixture(t, cfg)
+	pids := func() map[string]string {
+		out := map[string]string{}
+		for _, e := range f.reg.Entries() {
+			if e.Group == "router" {
+				out[e.Name] = e.PID.Id
+			}
+		}
+		return out
+	}
+	before := pids()
+	if len(before) != 3 {
+		t.Fatalf("workers before the restart: %v", before)
+	}
+	// Restart the router as its supervisor does after a crash.
+	proc, _ := f.system.ProcessRegistry.Get(f.pid)
+	proc.SendSystemMessage(f.pid, &actor.Restart{})
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		after := pids()
+		if len(after) == 3 && after["worker/1"] != before["worker/1"] {
+			for name, id := range after {
+				for _, old := range before {
+					if id == old {
+						t.Fatalf("%s after the restart has the previous life's id %s", name, id)
+					}
+				}
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("workers after the restart: %v (before %v)", after, before)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
