@@ -201,16 +201,23 @@ func TestTiersDemoteAndPromote(t *testing.T) {
 	waitFor(t, "A promoted into L1", func() bool {
 		return mustSubmit(t, rt, chatTask("0", "A")).Cache == messages.CacheHitL1
 	})
+	before := cacheStats(rt).Demotions
 	mustSubmit(t, rt, chatTask("0", "C")) // A to L2; B, from L2, out of memory
-	waitEntries(t, rt, 1, 1, 3)
+	waitFor(t, "A demoted to L2 and B out of L2", func() bool {
+		cs := cacheStats(rt)
+		return cs.L3Entries == 3 && cs.Demotions >= before+2
+	})
 	if res := mustSubmit(t, rt, chatTask("0", "B")); res.Cache != messages.CacheHitL3 {
 		t.Errorf("B after C: cache %q, want hit-l3", res.Cache)
 	}
 	if n := chatCalls(s); n != 3 {
 		t.Errorf("%d upstream calls for 3 distinct chats, want 3", n)
 	}
+	// L3 may count more than B's hit: a repeat of A sent before A's
+	// promotion reached L1 misses L1 and L2 (which gave its copy up) and
+	// hits L3, as it should.
 	cs := cacheStats(rt)
-	if cs.L2Hits != 1 || cs.L3Hits != 1 || cs.L1Hits == 0 || cs.Demotions == 0 {
+	if cs.L2Hits != 1 || cs.L3Hits < 1 || cs.L1Hits == 0 || cs.Demotions == 0 {
 		t.Errorf("cache_stats: %+v", cs)
 	}
 }
