@@ -245,16 +245,8 @@ func (d *driver) embed(id int) {
 	if !ok {
 		return
 	}
-	defer resp.Body.Close()
-	a := answerOf(resp)
-	b, err := io.ReadAll(resp.Body)
-	a.At = time.Now()
-	switch {
-	case err != nil:
-		a.Failure = fmt.Sprintf("%d body cut (%s)", resp.StatusCode, load.ErrorKind(err))
-	case resp.StatusCode/100 != 2:
-		a.Failure = failure(resp.StatusCode, b)
-	default:
+	a, b, ok := readAnswer(resp)
+	if ok {
 		var e struct {
 			Data []struct {
 				Embedding []float32 `json:"embedding"`
@@ -275,6 +267,24 @@ func (d *driver) embed(id int) {
 	d.ledger.Answer(id, a)
 }
 
+// readAnswer reads and closes a buffered answer: ok when it is a whole 2xx
+// body for the caller to check, else a carries the failure.
+func readAnswer(resp *http.Response) (a Answer, body []byte, ok bool) {
+	defer resp.Body.Close()
+	a = answerOf(resp)
+	body, err := io.ReadAll(resp.Body)
+	a.At = time.Now()
+	switch {
+	case err != nil:
+		a.Failure = fmt.Sprintf("%d body cut (%s)", resp.StatusCode, load.ErrorKind(err))
+	case resp.StatusCode/100 != 2:
+		a.Failure = failure(resp.StatusCode, body)
+	default:
+		return a, body, true
+	}
+	return a, body, false
+}
+
 // cached sends the (i mod CacheKeys)-th repeated temperature-0 chat, which
 // deerd answers from its cache after the first.
 func (d *driver) cached(id, i int) {
@@ -286,16 +296,8 @@ func (d *driver) cached(id, i int) {
 	if !ok {
 		return
 	}
-	defer resp.Body.Close()
-	a := answerOf(resp)
-	b, err := io.ReadAll(resp.Body)
-	a.At = time.Now()
-	switch {
-	case err != nil:
-		a.Failure = fmt.Sprintf("%d body cut (%s)", resp.StatusCode, load.ErrorKind(err))
-	case resp.StatusCode/100 != 2:
-		a.Failure = failure(resp.StatusCode, b)
-	default:
+	a, b, ok := readAnswer(resp)
+	if ok {
 		content, err := chatContent(b)
 		switch {
 		case err != nil:
