@@ -24,6 +24,7 @@ import (
 // call is everything one execution needs, copied out of the worker so the
 // goroutine touches no actor state.
 type call struct {
+	stopped *atomic.Bool // its worker is stopping: report nothing (see Worker.Receive)
 	// box is the executor's mailbox for pool, limiter and breaker answers,
 	// shared by all its calls: every request carries a process-wide unique
 	// id (tokenIDs), so a late answer to an abandoned request never matches
@@ -60,6 +61,11 @@ var tokenIDs atomic.Uint64
 func (c *call) execute(ctx context.Context, cancel context.CancelFunc) {
 	res, upstreamTime, release := c.do(ctx)
 	res.Upstream = upstreamTime
+	if c.stopped.Load() && res.Stream == nil {
+		release()
+		cancel()
+		return // the worker was stopped: the router handles the task
+	}
 	if res.Stream == nil {
 		release()
 		cancel()

@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -75,6 +76,8 @@ type Hang struct{ Release <-chan struct{} }
 type Worker struct {
 	d   Deps
 	log zerolog.Logger
+	// stopped is set on Stopping and read by the executor goroutine.
+	stopped atomic.Bool
 
 	endpoints map[string][]string              // upstream → its endpoint URLs, filled with breakers
 	breakers  map[string]map[string]*actor.PID // upstream → endpoint → breaker
@@ -116,7 +119,16 @@ func (w *Worker) Receive(ctx actor.Context) {
 		// cancelled call) so a real answer is never dropped for lack of it.
 		go executor(w.jobs, reply.NewBuffered(ctx.ActorSystem(), 64))
 	case *actor.Stopped:
-	case *actor.Stopping, *actor.Restarting:
+	case *actor.Stopping:
+		// The router stopped this worker, or saw it stop (Terminated), and
+		// deals with its task itself (requeued, or answered): the call cut
+		// short here must not report a "cancelled" result for it.
+		w.stopped.Store(true)
+		if w.cancel != nil {
+			w.cancel()
+		}
+		close(w.jobs)
+	case *actor.Restarting:
 		if w.cancel != nil {
 			w.cancel()
 		}
@@ -168,6 +180,7 @@ func (w *Worker) run(ctx actor.Context, msg *Run) {
 		cfg:       cfg,
 		schedule:  retry.ScheduleFrom(cfg.ErrorRecovery),
 		task:      t,
+		stopped:   &w.stopped,
 		deadline:  time.Now().Add(msg.Timeout),
 		now:       w.d.Clock.Now,
 		clock:     w.d.Clock,
