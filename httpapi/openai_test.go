@@ -316,7 +316,11 @@ func streamingSim(t *testing.T, chunks int) (*sim.Simulator, *clock.Fake, string
 
 func TestChatCompletionStreamsChunkByChunk(t *testing.T) {
 	s, simClock, url := streamingSim(t, 4)
-	h := start(t, simConfig(t, url))
+	cfg := simConfig(t, url)
+	// No warm-up: the pool's HEAD requests count in deersim's in-flight
+	// number, which the test reads, and under load they can still be open.
+	cfg.ConnectionPool.InitialConnections = 0
+	h := start(t, cfg)
 	t.Cleanup(s.Close) // before deerd's server closes: a stream left open ends
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -378,6 +382,7 @@ func TestClientLeavingAStreamReleasesTheUpstream(t *testing.T) {
 	s, _, url := streamingSim(t, 5)
 	cfg := simConfig(t, url)
 	cfg.ParallelExecution.MaxWorkers = 1 // the next call needs the stream's worker back
+	cfg.ConnectionPool.InitialConnections = 0 // warm-up HEADs would count in deersim's in-flight number
 	h := start(t, cfg)
 	t.Cleanup(s.Close)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
