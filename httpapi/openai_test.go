@@ -381,7 +381,7 @@ func TestChatCompletionStreamsChunkByChunk(t *testing.T) {
 func TestClientLeavingAStreamReleasesTheUpstream(t *testing.T) {
 	s, _, url := streamingSim(t, 5)
 	cfg := simConfig(t, url)
-	cfg.ParallelExecution.MaxWorkers = 1 // the next call needs the stream's worker back
+	cfg.ParallelExecution.MaxWorkers = 1      // the next call needs the stream's worker back
 	cfg.ConnectionPool.InitialConnections = 0 // warm-up HEADs would count in deersim's in-flight number
 	h := start(t, cfg)
 	t.Cleanup(s.Close)
