@@ -169,11 +169,11 @@ func (r *Router) Receive(ctx actor.Context) {
 	case *StreamEnded:
 		r.perform(ctx, r.book.StreamEnded(now, msg))
 	case *messages.CancelTask:
-		fx, res := r.book.Cancel(now, msg.ID)
+		fx, res := r.book.Cancel(now, msg)
 		r.perform(ctx, fx)
 		admin.Respond(ctx, res)
 	case *messages.TaskStatusQuery:
-		admin.Respond(ctx, r.book.Status(now, msg.ID))
+		admin.Respond(ctx, r.book.Status(now, msg))
 	case *watchdogFired:
 		r.watchdog = nil
 		r.perform(ctx, r.book.Watchdog(now, msg.due))
