@@ -102,8 +102,8 @@ type entry struct {
 	plan     cache.Plan
 	flight   *flight // the flight it leads or follows
 	detached bool    // its caller was answered (cancelled); it runs on for its followers
+	single   bool    // never batched (a combined call's 4xx is retried input by input); beside detached, so both take one word
 	ref      uint64  // its pending lookup or batch item
-	single   bool    // never batched (a combined call's 4xx is retried input by input)
 	batch    *combined
 	// cancelled is the answer of a running task whose cancel its worker was
 	// told of: the worker's report fills in the attempts it made; the
