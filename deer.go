@@ -238,8 +238,14 @@ func (rt *Runtime) libraryLogLevel() slog.Level {
 func (rt *Runtime) countDeadLetters() {
 	counter := rt.set.GetOrCreateCounter("deer_dead_letters_total")
 	rt.system.EventStream.Subscribe(func(evt any) {
-		if _, ok := evt.(*actor.DeadLetterEvent); ok {
+		if dl, ok := evt.(*actor.DeadLetterEvent); ok {
 			counter.Inc()
+			if res, ok := dl.Message.(*messages.TaskResult); ok && res.Stream != nil {
+				// Its caller gave up as it was answered: nobody will read
+				// the stream, and closing it frees the connection and the
+				// worker (and logs the task as client_closed).
+				_ = res.Stream.Close()
+			}
 		}
 	})
 }

@@ -210,16 +210,16 @@ func TestFullQueueIsRefusedWithQueueFull(t *testing.T) {
 	if res.Err == nil || res.Err.Code != messages.CodeQueueFull {
 		t.Fatalf("fourth task: %+v", res)
 	}
-	st, err := rt.TaskStatus(ctx, ids[2])
+	st, err := rt.TaskStatus(ctx, ids[2], "")
 	if err != nil || !st.Found || st.State != messages.TaskQueued {
 		t.Errorf("status of a queued task: %+v, %v", st, err)
 	}
 	// Cancelling a queued task frees its place.
-	c, err := rt.CancelTask(ctx, ids[2])
+	c, err := rt.CancelTask(ctx, ids[2], "")
 	if err != nil || !c.Found {
 		t.Fatalf("cancel: %+v %v", c, err)
 	}
-	if st, _ := rt.TaskStatus(ctx, ids[2]); st.State != messages.TaskFailed || st.Result.Err.Code != messages.CodeCancelled {
+	if st, _ := rt.TaskStatus(ctx, ids[2], ""); st.State != messages.TaskFailed || st.Result.Err.Code != messages.CodeCancelled {
 		t.Errorf("cancelled task status: %+v", st)
 	}
 }

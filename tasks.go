@@ -65,15 +65,17 @@ func (rt *Runtime) submit(ctx context.Context, task *messages.Task, async bool) 
 	case <-ctx.Done():
 		box.Close() // its answer may still come: never reuse it
 		if !async {
-			rt.system.Root.Send(routerPID, &messages.CancelTask{ID: task.ID})
+			rt.system.Root.Send(routerPID, &messages.CancelTask{ID: task.ID, Tenant: task.Tenant, ClientGone: true})
 		}
 		return nil, ctx.Err()
 	}
 }
 
-// TaskStatus asks the router where task id is.
-func (rt *Runtime) TaskStatus(ctx context.Context, id string) (*messages.TaskStatusReport, error) {
-	res, err := rt.askRouter(ctx, &messages.TaskStatusQuery{ID: id})
+// TaskStatus asks the router where task id is. tenant is the Task.Tenant
+// the task was submitted with ("" for none): a task is found only by its
+// owner, so that knowing an id is not enough to read another's result.
+func (rt *Runtime) TaskStatus(ctx context.Context, id, tenant string) (*messages.TaskStatusReport, error) {
+	res, err := rt.askRouter(ctx, &messages.TaskStatusQuery{ID: id, Tenant: tenant})
 	if err != nil {
 		return nil, err
 	}
@@ -84,9 +86,10 @@ func (rt *Runtime) TaskStatus(ctx context.Context, id string) (*messages.TaskSta
 	return r, nil
 }
 
-// CancelTask cancels a queued or running task.
-func (rt *Runtime) CancelTask(ctx context.Context, id string) (*messages.TaskCancelled, error) {
-	res, err := rt.askRouter(ctx, &messages.CancelTask{ID: id})
+// CancelTask cancels a queued or running task; tenant is its owner, as for
+// TaskStatus (another tenant's task is not found).
+func (rt *Runtime) CancelTask(ctx context.Context, id, tenant string) (*messages.TaskCancelled, error) {
+	res, err := rt.askRouter(ctx, &messages.CancelTask{ID: id, Tenant: tenant})
 	if err != nil {
 		return nil, err
 	}

@@ -2,10 +2,11 @@ package conf
 
 import (
 	"bytes"
-	"encoding/json"
 	"slices"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/deer-runtime/deer/internal/jsonout"
 )
 
 // RedactedValue replaces secrets in output. Validate refuses it as a
@@ -64,5 +65,5 @@ func (u Upstream) MarshalJSON() ([]byte, error) {
 	if p.Endpoints == nil {
 		p.Endpoints = []string{}
 	}
-	return json.Marshal(p)
+	return jsonout.Marshal(p) // not HTML-escaped: a base_url's & stays &
 }

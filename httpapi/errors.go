@@ -1,8 +1,9 @@
 package httpapi
 
 import (
-	"encoding/json"
 	"net/http"
+
+	"github.com/deer-runtime/deer/internal/jsonout"
 )
 
 // errorBody is SPEC §4's error shape.
@@ -16,12 +17,12 @@ type errorDetail struct {
 	Field   string `json:"field,omitempty"`
 }
 
+// writeJSON is every JSON answer deerd writes (jsonout: nothing is
+// HTML-escaped, so "<redacted>" and ">=" read as they are).
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	_ = enc.Encode(v)
+	_ = jsonout.Write(w, v)
 }
 
 func writeError(w http.ResponseWriter, status int, code, message, field string) {

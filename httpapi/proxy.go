@@ -42,6 +42,13 @@ func (s *Server) proxy(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	path := proxiedPath(r.URL.EscapedPath())
+	if path == "" {
+		// Relaying the upstream's answer for its root would be a 404 that
+		// reads like deer's own, about a path the client did not mean.
+		writeError(w, http.StatusBadRequest, "missing_path", fmt.Sprintf(
+			"/proxy/{upstream}/{path}: path is missing; it is appended to upstream %q's base_url, e.g. /proxy/%s/search", upstream, upstream), "path")
+		return
+	}
 	if r.URL.RawQuery != "" {
 		path += "?" + r.URL.RawQuery
 	}
@@ -66,13 +73,20 @@ func (s *Server) proxy(w http.ResponseWriter, r *http.Request) {
 }
 
 // proxiedPath is the part of an escaped /proxy/{upstream}/… path after the
-// upstream's name, kept escaped as the client sent it ("/" when empty).
+// upstream's name, kept escaped as the client sent it; "" when there is
+// none (/proxy/sim, /proxy/sim/).
 func proxiedPath(escaped string) string {
 	rest := strings.TrimPrefix(escaped, "/proxy/")
-	if i := strings.IndexByte(rest, '/'); i >= 0 {
+	if i := strings.IndexByte(rest, '/'); i >= 0 && i < len(rest)-1 {
 		return rest[i:]
 	}
-	return "/"
+	return ""
+}
+
+// proxyWithoutUpstream answers /proxy and /proxy/, which name no upstream.
+func (s *Server) proxyWithoutUpstream(w http.ResponseWriter, _ *http.Request) {
+	writeError(w, http.StatusBadRequest, "missing_upstream", fmt.Sprintf(
+		"/proxy/{upstream}/{path}: upstream is missing (configured: %s)", strings.Join(upstreamNames(s.rt.Config()), ", ")), "upstream")
 }
 
 // forwardHeaders copies the end-to-end request headers the upstream should

@@ -28,11 +28,21 @@ func TestProxyRequestsAreValidated(t *testing.T) {
 		{"bad X-Deer-Cache", http.MethodPost, "/proxy/sim/search", `{"query": "x"}`, []string{"X-Deer-Cache", "sometimes"}, 400, "invalid_header", "X-Deer-Cache"},
 		{"bad X-Deer-Priority", http.MethodGet, "/proxy/sim/search?q=x", "", []string{"X-Deer-Priority", "highest"}, 400, "invalid_header", "X-Deer-Priority"},
 		{"raw URL as the path", http.MethodGet, "/proxy/sim/http:%2F%2Fevil.example/x", "", nil, 400, "invalid_field", "path"},
+		// deer says what is missing rather than relay the upstream's 404 for
+		// its root.
+		{"no path", http.MethodGet, "/proxy/sim", "", nil, 400, "missing_path", "path"},
+		{"no path, trailing slash", http.MethodPost, "/proxy/sim/", `{"query": "x"}`, nil, 400, "missing_path", "path"},
+		{"no path, a query", http.MethodGet, "/proxy/sim/?q=x", "", nil, 400, "missing_path", "path"},
+		{"no upstream", http.MethodGet, "/proxy/", "", nil, 400, "missing_upstream", "upstream"},
+		{"no upstream, no slash", http.MethodGet, "/proxy", "", nil, 400, "missing_upstream", "upstream"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			resp, body := sendTo(t, h.srv.URL, tc.method, tc.path, tc.body, tc.header...)
 			wantError(t, resp, body, tc.status, tc.code, tc.field)
 		})
+	}
+	if _, body := sendTo(t, h.srv.URL, http.MethodGet, "/proxy/sim/", ""); !strings.Contains(string(body), "/proxy/{upstream}/{path}: path is missing") {
+		t.Errorf("the missing path is not named: %s", body)
 	}
 	h.getJSON("/health", http.StatusOK)
 }

@@ -61,6 +61,8 @@ func New(rt *deer.Runtime, counters *Counters, log zerolog.Logger) *Server {
 	s.route("/v1/embeddings", map[string]http.HandlerFunc{http.MethodPost: s.openAI("/v1/embeddings", false)})
 	s.route("/v1/models", map[string]http.HandlerFunc{http.MethodGet: s.listModels})
 	s.route("/v1/models/{model...}", map[string]http.HandlerFunc{http.MethodGet: s.getModel})
+	s.mux.HandleFunc("/proxy", s.proxyWithoutUpstream)
+	s.mux.HandleFunc("/proxy/{$}", s.proxyWithoutUpstream)
 	s.mux.HandleFunc("/proxy/{upstream}", s.proxy)
 	s.mux.HandleFunc("/proxy/{upstream}/{path...}", s.proxy)
 	s.mux.HandleFunc("/debug/pprof/", s.debugOnly(pprof.Index))

@@ -214,12 +214,18 @@ func parseSeconds(v string) (float64, bool) {
 	return f, err == nil
 }
 
-// tenantOf identifies the caller for cache isolation by a hash of its
-// Authorization header (every value, in order), so that tenants never see
-// each other's cached answers (unless cache.share_across_keys) while the
+// tenantOf identifies the caller by a hash of its credential: the
+// Authorization header and the X-Api-Key header (every value, in order).
+// Tenants never see each other's cached answers (unless
+// cache.share_across_keys), tasks or idempotent results, while the
 // credential itself goes no further than this function. "" without one.
 func tenantOf(h http.Header) string {
 	vs := h.Values("Authorization")
+	for _, k := range h.Values("X-Api-Key") {
+		// Marked, so that a key never hashes like the same Authorization
+		// value; a caller with Authorization alone keeps its hash.
+		vs = append(vs[:len(vs):len(vs)], "X-Api-Key: "+k)
+	}
 	if len(vs) == 0 {
 		return ""
 	}
@@ -285,7 +291,7 @@ func failureStatus(code string) int {
 		return http.StatusGatewayTimeout
 	case messages.CodeUpstream:
 		return http.StatusBadGateway
-	case messages.CodeCancelled:
+	case messages.CodeCancelled, messages.CodeClientClosed:
 		return statusClientClosed
 	}
 	return http.StatusInternalServerError
@@ -690,7 +696,9 @@ func (s *Server) getTask(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	ctx, cancel := askContext(r)
 	defer cancel()
-	rep, err := s.rt.TaskStatus(ctx, id)
+	// Only the credential that submitted the task finds it: to any other
+	// caller it is unknown (404, as for an id that never existed).
+	rep, err := s.rt.TaskStatus(ctx, id, tenantOf(r.Header))
 	if err != nil {
 		s.askError(w, r, err)
 		return
@@ -712,7 +720,7 @@ func (s *Server) deleteTask(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	ctx, cancel := askContext(r)
 	defer cancel()
-	rep, err := s.rt.CancelTask(ctx, id)
+	rep, err := s.rt.CancelTask(ctx, id, tenantOf(r.Header))
 	if err != nil {
 		s.askError(w, r, err)
 		return

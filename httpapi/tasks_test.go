@@ -16,6 +16,7 @@ import (
 
 	"github.com/deer-runtime/deer/conf"
 	"github.com/deer-runtime/deer/httpapi"
+	"github.com/deer-runtime/deer/internal/actortest"
 	"github.com/deer-runtime/deer/internal/sim"
 )
 
@@ -420,9 +421,14 @@ func TestRunningTaskIsCancelled(t *testing.T) {
 		t.Errorf("DELETE answered %s", body)
 	}
 	waitFor(t, func() bool { return s.Stats().InFlight == 0 }, "the upstream call to be abandoned")
-	_, body = h.send(http.MethodGet, "/v1/tasks/"+id, "")
-	if d := decodeTask(t, body); d.Status != "failed" || d.Error == nil || d.Error.Code != "cancelled" {
-		t.Errorf("after cancel: %s", body)
+	// The answer comes once the worker has stopped, and tells the attempt
+	// the call made.
+	actortest.Eventually(t, "the cancelled task's result", func() bool {
+		_, body = h.send(http.MethodGet, "/v1/tasks/"+id, "")
+		return decodeTask(t, body).Status != "running"
+	})
+	if d := decodeTask(t, body); d.Status != "failed" || d.Error == nil || d.Error.Code != "cancelled" || d.Attempts != 1 {
+		t.Errorf("after cancel: %s, want cancelled after 1 attempt", body)
 	}
 	resp, body = h.send(http.MethodDelete, "/v1/tasks/"+id, "")
 	wantError(t, resp, body, http.StatusConflict, "task_finished", "id")

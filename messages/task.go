@@ -63,8 +63,11 @@ type TaskAccepted struct {
 }
 
 // TaskStatusQuery asks the router about a task. Reply: *TaskStatusReport.
+// Tenant must be the Task.Tenant the task was submitted with: a task is
+// only found by its owner (an id alone is not enough to read it).
 type TaskStatusQuery struct {
-	ID string
+	ID     string
+	Tenant string
 }
 
 // Task states in a TaskStatusReport.
@@ -75,7 +78,7 @@ const (
 
 // TaskStatusReport says where a task is: queued, running, or finished with
 // its result (Status TaskSucceeded/TaskFailed). Found is false for an unknown
-// id or a result older than 10 minutes.
+// id, another tenant's task, or a result older than 10 minutes.
 type TaskStatusReport struct {
 	ID     string
 	Found  bool
@@ -84,14 +87,19 @@ type TaskStatusReport struct {
 }
 
 // CancelTask withdraws a queued or running task; its caller gets a
-// TaskResult with code "cancelled". Reply (when there is a sender):
-// *TaskCancelled.
+// TaskResult with code "cancelled" (a running task's once its worker has
+// stopped, with the attempts it made). Tenant must be the Task.Tenant the
+// task was submitted with, as for TaskStatusQuery. ClientGone says the
+// caller itself stopped waiting (the result is then logged and counted as
+// "client_closed"). Reply (when there is a sender): *TaskCancelled.
 type CancelTask struct {
-	ID string
+	ID         string
+	Tenant     string
+	ClientGone bool
 }
 
 // TaskCancelled answers CancelTask. Found is false when the task is unknown
-// or already finished (State then says how it ended).
+// (or another tenant's) or already finished (State then says how it ended).
 type TaskCancelled struct {
 	ID    string
 	Found bool
@@ -144,6 +152,7 @@ const (
 	CodeTimeout       = "timeout"          // 504
 	CodeUpstream      = "upstream_error"   // 502: the upstream could not be reached or answered 5xx
 	CodeCancelled     = "cancelled"        // 499 on the API
+	CodeClientClosed  = "client_closed"    // 499: the caller went away (hung up, or stopped reading a stream)
 	CodeInternal      = "internal_error"   // 500: the task crashed its actor repeatedly
 	CodeCircuitOpen   = "circuit_open"     // 503
 )

@@ -102,9 +102,13 @@ type entry struct {
 	plan     cache.Plan
 	flight   *flight // the flight it leads or follows
 	detached bool    // its caller was answered (cancelled); it runs on for its followers
+	single   bool    // never batched (a combined call's 4xx is retried input by input); beside detached, so both take one word
 	ref      uint64  // its pending lookup or batch item
-	single   bool    // never batched (a combined call's 4xx is retried input by input)
 	batch    *combined
+	// cancelled is the answer of a running task whose cancel its worker was
+	// told of: the worker's report fills in the attempts it made; the
+	// watchdog answers it as it is when the worker does not stop in time.
+	cancelled *messages.TaskResult
 }
 
 // flight is one upstream call shared by identical tasks (enable_collaboration).
@@ -394,13 +398,28 @@ func (b *Book) Finished(now time.Time, msg *worker.Finished, s *slot) []Effect {
 		b.dispatch(&fx, now)
 		return b.end(fx)
 	}
-	if e.batch != nil {
+	switch {
+	case e.cancelled != nil:
+		b.complete(&fx, now, e, cancelledAfter(&fx, e.cancelled, msg.Result))
+	case e.batch != nil:
 		b.combinedFinished(&fx, now, e, msg.Result)
-	} else {
+	default:
 		b.complete(&fx, now, e, msg.Result)
 	}
 	b.dispatch(&fx, now)
 	return b.end(fx)
+}
+
+// cancelledAfter is a cancelled task's answer once its worker reported:
+// what the call got to do (attempts, time and last status from the
+// upstream), whatever the call's own outcome (a call that completed as the
+// cancel arrived is still cancelled, as DELETE said; its stream is closed).
+func cancelledAfter(fx *effects, res, got *messages.TaskResult) *messages.TaskResult {
+	res.Attempts, res.Upstream, res.UpstreamStatus = got.Attempts, got.Upstream, got.UpstreamStatus
+	if got.Stream != nil {
+		fx.add(CloseStream{Stream: got.Stream})
+	}
+	return res
 }
 
 // WorkerIdle frees a worker whose streamed answer was closed.
@@ -591,7 +610,7 @@ func (b *Book) finish(fx *effects, now time.Time, e *entry, res *messages.TaskRe
 		}
 	}
 	if e.async || e.idemKey != "" {
-		b.results[t.ID] = finished{result: res, expires: now.Add(resultTTL)}
+		b.results[t.ID] = finished{result: res, expires: now.Add(resultTTL), owner: t.Tenant}
 	}
 	if e.async {
 		fx.add(Answer{Result: res, Task: t}) // kept for GET /v1/tasks
@@ -632,22 +651,61 @@ func (b *Book) CacheLookedUp(now time.Time, msg *messages.CacheLookedUp) []Effec
 	return b.end(fx)
 }
 
-// Cancel withdraws task id. A leader whose flight has followers keeps
-// running for them, detached from its caller.
-func (b *Book) Cancel(now time.Time, id string) ([]Effect, *messages.TaskCancelled) {
-	fx := b.begin()
+// owned is task id when tenant submitted it: another tenant's task is
+// unknown to it, as are the internal combined calls of embedding batches.
+func (b *Book) owned(id, tenant string) *entry {
 	e := b.tasks[id]
-	if e == nil || e.detached {
+	if e == nil || e.detached || e.batch != nil || e.task.Tenant != tenant {
+		return nil
+	}
+	return e
+}
+
+// result is task id's kept result when tenant may read it.
+func (b *Book) result(now time.Time, id, tenant string) (finished, bool) {
+	done, ok := b.results[id]
+	if !ok || done.owner != tenant || !now.Before(done.expires) {
+		return finished{}, false
+	}
+	return done, true
+}
+
+// Cancel withdraws a task its owner cancels (or whose caller went away). A
+// queued one is answered at once; a running one once its worker has
+// stopped, so that its answer tells the attempts made. A leader whose flight
+// has followers keeps running for them, detached from its caller.
+func (b *Book) Cancel(now time.Time, msg *messages.CancelTask) ([]Effect, *messages.TaskCancelled) {
+	fx := b.begin()
+	id := msg.ID
+	e := b.owned(id, msg.Tenant)
+	if e == nil {
 		state := ""
-		if done, ok := b.results[id]; ok {
+		if done, ok := b.result(now, id, msg.Tenant); ok {
 			state = done.result.Status
 		}
 		return b.end(fx), &messages.TaskCancelled{ID: id, Found: false, State: state}
 	}
+	cancelled := &messages.TaskCancelled{ID: id, Found: true, State: messages.TaskFailed}
+	if e.cancelled != nil {
+		return b.end(fx), cancelled // its worker is stopping already
+	}
 	res := worker.Failed(e.task, messages.CodeCancelled, "the task was cancelled")
+	if msg.ClientGone {
+		res.Err = &messages.TaskError{Code: messages.CodeClientClosed, Message: "the caller went away before the answer"}
+	}
+	if f := e.flight; e.state == messages.TaskRunning && e.slot != nil && (f == nil || len(f.followers) == 0) {
+		if f != nil {
+			delete(b.flights, f.key) // later identical tasks make a call of their own
+			e.flight = nil
+		}
+		e.cancelled = res
+		fx.add(CancelRun{Worker: e.slot, ID: id})
+		b.setDue(&fx, e, now.Add(watchdogGrace))
+		return b.end(fx), cancelled
+	}
 	b.withdraw(&fx, now, e, res)
 	b.dispatch(&fx, now)
-	return b.end(fx), &messages.TaskCancelled{ID: id, Found: true, State: messages.TaskFailed}
+	return b.end(fx), cancelled
 }
 
 // withdraw answers e with res before its work is done (cancelled, timed
@@ -707,12 +765,13 @@ func (b *Book) abandonIfAlone(fx *effects, now time.Time, f *flight) {
 	b.checkDrained(fx)
 }
 
-// Status says where task id is.
-func (b *Book) Status(now time.Time, id string) *messages.TaskStatusReport {
-	if e := b.tasks[id]; e != nil && !e.detached {
+// Status says where a task is, to its owner; to anyone else it is unknown.
+func (b *Book) Status(now time.Time, q *messages.TaskStatusQuery) *messages.TaskStatusReport {
+	id := q.ID
+	if e := b.owned(id, q.Tenant); e != nil {
 		return &messages.TaskStatusReport{ID: id, Found: true, State: b.publicState(e)}
 	}
-	if done, ok := b.results[id]; ok && now.Before(done.expires) {
+	if done, ok := b.result(now, id, q.Tenant); ok {
 		return &messages.TaskStatusReport{ID: id, Found: true, State: done.result.Status, Result: copyResult(done.result)}
 	}
 	return &messages.TaskStatusReport{ID: id, Found: false}
@@ -744,6 +803,11 @@ func (b *Book) WorkerLost(now time.Time, id, why string) []Effect {
 func (b *Book) taskLost(fx *effects, now time.Time, id, why string) {
 	e := b.tasks[id]
 	if e == nil || e.state != messages.TaskRunning {
+		return
+	}
+	if e.cancelled != nil {
+		// Cancelled already: nothing to run again.
+		b.failWork(fx, now, e, e.cancelled)
 		return
 	}
 	e.crashes++
@@ -833,11 +897,15 @@ func (b *Book) overdue(fx *effects, now time.Time, e *entry) {
 		b.route(fx, now, e)
 	case e.state == messages.TaskRunning:
 		s := e.slot
-		b.failWork(fx, now, e, timedOut())
+		res, why := e.cancelled, "did not stop within "+watchdogGrace.String()+" of its task's cancel"
+		if res == nil {
+			res, why = timedOut(), "did not report past the task timeout"
+		}
+		b.failWork(fx, now, e, res)
 		if s != nil && s.task == e.task.ID {
 			// Its call is wedged: the slot gets a new worker, free at once.
 			s.busy, s.task = false, ""
-			fx.add(ReplaceWorker{Worker: s, Why: "did not report past the task timeout"})
+			fx.add(ReplaceWorker{Worker: s, Why: why})
 		}
 	case e.detached:
 		// A leader past its own timeout whose caller left: its followers
@@ -898,7 +966,11 @@ func (b *Book) DrainExpired(now time.Time) []Effect {
 		if e.batch != nil {
 			continue // internal: its items are answered on their own
 		}
-		b.finish(&fx, now, e, worker.Failed(e.task, messages.CodeShuttingDown, "deer shut down before the task finished"))
+		res := e.cancelled
+		if res == nil {
+			res = worker.Failed(e.task, messages.CodeShuttingDown, "deer shut down before the task finished")
+		}
+		b.finish(&fx, now, e, res)
 	}
 	for _, e := range b.tasks {
 		delete(b.tasks, e.task.ID) // combined calls
@@ -950,7 +1022,11 @@ func (b *Book) Restarted(now time.Time) []Effect {
 	b.watchdogDue = time.Time{}
 	entries := b.sortedEntries()
 	for i := len(entries) - 1; i >= 0; i-- { // pushed to the front: last first keeps their order
-		if e := entries[i]; e.state == messages.TaskRunning {
+		switch e := entries[i]; {
+		case e.state != messages.TaskRunning:
+		case e.cancelled != nil:
+			b.finish(&fx, now, e, e.cancelled) // its worker is gone: nothing more to learn
+		default:
 			b.enqueue(&fx, now, e, true)
 		}
 	}
@@ -975,13 +1051,15 @@ func (b *Book) Retire(now time.Time, n int) ([]*slot, []Effect) {
 	return retired, fx
 }
 
-// idempotencyKey scopes a client's key to the upstream; streams cannot be
+// idempotencyKey scopes a client's key to the upstream and to the caller's
+// credential (Tenant): the same key from another credential is another
+// request, never answered with the first caller's result. Streams cannot be
 // replayed, so they are never deduplicated.
 func idempotencyKey(t *messages.Task) string {
 	if t.IdempotencyKey == "" || t.Stream {
 		return ""
 	}
-	return t.Upstream + "\x00" + t.IdempotencyKey
+	return t.Upstream + "\x00" + t.Tenant + "\x00" + t.IdempotencyKey
 }
 
 // Len is the number of tasks accepted and not yet answered.

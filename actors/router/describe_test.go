@@ -75,6 +75,9 @@ func describeResult(r *messages.TaskResult) string {
 	}
 	if r.Err != nil {
 		s += " " + r.Err.Code + " (" + r.Err.Message + ")"
+		if r.Attempts > 0 && (r.Err.Code == messages.CodeCancelled || r.Err.Code == messages.CodeClientClosed) {
+			s += fmt.Sprintf(" attempts=%d", r.Attempts) // what a cancelled call got to do
+		}
 	}
 	if r.Stream != nil {
 		s += " stream"

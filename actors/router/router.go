@@ -168,12 +168,14 @@ func (r *Router) Receive(ctx actor.Context) {
 	case *messages.BatchAccepted:
 	case *StreamEnded:
 		r.perform(ctx, r.book.StreamEnded(now, msg))
+	case *streamClosed:
+		r.streamDone(now, msg)
 	case *messages.CancelTask:
-		fx, res := r.book.Cancel(now, msg.ID)
+		fx, res := r.book.Cancel(now, msg)
 		r.perform(ctx, fx)
 		admin.Respond(ctx, res)
 	case *messages.TaskStatusQuery:
-		admin.Respond(ctx, r.book.Status(now, msg.ID))
+		admin.Respond(ctx, r.book.Status(now, msg))
 	case *watchdogFired:
 		r.watchdog = nil
 		r.perform(ctx, r.book.Watchdog(now, msg.due))
@@ -241,8 +243,11 @@ func (r *Router) perform(ctx actor.Context, fx []Effect) {
 	for _, e := range fx {
 		switch e := e.(type) {
 		case Answer:
-			if e.Task != nil {
-				r.done(e.Task, e.Result)
+			switch {
+			case e.Task != nil && e.To != nil && e.Result.Stream != nil:
+				r.watch(e.Task, e.Result) // logged when its caller is done with it
+			case e.Task != nil:
+				r.done(e.Task, e.Result, false, 0)
 			}
 			if e.To != nil {
 				ctx.Send(e.To, e.Result)
@@ -332,28 +337,34 @@ func (r *Router) enqueueBatch(ctx actor.Context, e EnqueueBatch) {
 		Priority: e.Priority, Payload: e.Payload, ReplyTo: r.self})
 }
 
-// done counts a task's outcome and writes its log line.
-func (r *Router) done(t *messages.Task, res *messages.TaskResult) {
+// done counts a task's outcome and writes its log line. A stream's
+// latency runs to the stream's end, which the answer's length decides;
+// deer's overhead and slowness are judged on answered, when its headers came
+// (for a buffered task, its latency).
+func (r *Router) done(t *messages.Task, res *messages.TaskResult, streamed bool, answered time.Duration) {
+	if !streamed {
+		answered = res.Latency
+	}
 	outcome := res.Status
 	if res.Err != nil {
 		outcome = res.Err.Code
 	}
 	r.metrics.finished(t.Upstream, outcome)
 	r.metrics.duration.Update(res.Latency.Seconds())
-	if overhead := res.Latency - res.Upstream; overhead >= 0 && res.Upstream > 0 {
+	if overhead := answered - res.Upstream; overhead >= 0 && res.Upstream > 0 {
 		r.metrics.overhead.Update(overhead.Seconds())
 	}
 	if res.Cache == messages.CacheCoalesced {
 		r.coalesced.Inc()
 	}
-	r.logTask(t, res)
+	r.logTask(t, res, streamed, answered)
 }
 
 // logTask writes the task's line (times in milliseconds, zerolog's unit for
-// durations).
-func (r *Router) logTask(t *messages.Task, res *messages.TaskResult) {
+// durations); a stream's has headers_ms too.
+func (r *Router) logTask(t *messages.Task, res *messages.TaskResult, streamed bool, answered time.Duration) {
 	mon := r.cfg.Monitoring
-	slow := res.Latency > time.Duration(mon.SlowRequestThreshold*float64(time.Second))
+	slow := answered > time.Duration(mon.SlowRequestThreshold*float64(time.Second))
 	if !mon.DetailedLogging && !slow {
 		return
 	}
@@ -365,6 +376,9 @@ func (r *Router) logTask(t *messages.Task, res *messages.TaskResult) {
 	ev = ev.Str("task", t.ID).Str("upstream", t.Upstream).Int("priority", t.Priority).
 		Str("status", res.Status).Int("upstream_status", res.UpstreamStatus).Int("attempts", res.Attempts).
 		Str("cache", res.Cache).Dur("queue_ms", res.Queue).Dur("upstream_ms", res.Upstream).Dur("latency_ms", res.Latency)
+	if streamed {
+		ev = ev.Dur("headers_ms", answered)
+	}
 	if res.Err != nil {
 		ev = ev.Str("error", res.Err.Code)
 	}

@@ -275,11 +275,11 @@ func (h *harness) do(t *testing.T, line string) string {
 		fx = h.book.BatchRejected(h.now, &messages.BatchRejected{ID: e.ref, Reason: a["reason"]})
 	case "cancel":
 		var res *messages.TaskCancelled
-		fx, res = h.book.Cancel(h.now, a["id"])
+		fx, res = h.book.Cancel(h.now, &messages.CancelTask{ID: a["id"], Tenant: a["tenant"], ClientGone: a["client-gone"] == "true"})
 		fx = append(fx, Answer{To: actor.NewPID("local", "canceller"), Result: &messages.TaskResult{
 			ID: res.ID, Status: fmt.Sprintf("found=%v state=%s", res.Found, res.State)}})
 	case "status":
-		r := h.book.Status(h.now, a["id"])
+		r := h.book.Status(h.now, &messages.TaskStatusQuery{ID: a["id"], Tenant: a["tenant"]})
 		return fmt.Sprintf("found=%v state=%s", r.Found, r.State)
 	case "tick":
 		d, err := time.ParseDuration(words[1])
@@ -440,11 +440,11 @@ func (h *harness) slotOf(t *testing.T, a args) *slot {
 
 // finish reports a worker's result: status=N (default 200), body=…, fail=code,
 // stream (a streamed 2xx), embeddings (an OpenAI answer for the inputs of
-// the task's body).
+// the task's body), attempts=N (default 1).
 func (h *harness) finish(t *testing.T, a args) []Effect {
 	s := h.slotOf(t, a)
 	res := &messages.TaskResult{ID: a["id"], Status: messages.TaskSucceeded, UpstreamStatus: a.int(t, "status", 200),
-		Cache: messages.CacheMiss, Attempts: 1}
+		Cache: messages.CacheMiss, Attempts: a.int(t, "attempts", 1)}
 	if e := h.book.tasks[a["id"]]; e != nil && e.task.Cache == messages.CacheBypass {
 		res.Cache = messages.CacheBypass
 	}

@@ -20,7 +20,8 @@ const (
 	// with internal_error instead of being dispatched again.
 	maxCrashes = 3
 	// watchdogGrace is how long past its timeout the router waits for a
-	// worker's report before it answers timeout itself and replaces the worker.
+	// worker's report before it answers timeout itself and replaces the
+	// worker; also how long a cancelled running task's worker has to stop.
 	watchdogGrace = time.Second
 )
 
@@ -28,6 +29,7 @@ const (
 type finished struct {
 	result  *messages.TaskResult
 	expires time.Time
+	owner   string // the task's Tenant: only its owner may read it
 }
 
 // watchdogFired is the router's timer message: some entry may be past its

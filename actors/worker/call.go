@@ -121,7 +121,11 @@ func (c *call) do(ctx context.Context) (res *messages.TaskResult, upstreamTime t
 			return a.res, upstreamTime, release
 		}
 		if !c.wait(ctx, delay) {
-			return failure(c.task, ctx, ctx.Err()), upstreamTime, release
+			// Cancelled while waiting to retry: the answer still tells what
+			// the call got to do, and the last status the upstream gave.
+			res := failure(c.task, ctx, ctx.Err())
+			res.Attempts, res.UpstreamStatus = calls, a.res.UpstreamStatus
+			return res, upstreamTime, release
 		}
 		last = a.res
 	}

@@ -196,8 +196,30 @@ func TestWorkerCancelsTheRunningCall(t *testing.T) {
 	}
 	h.system.Root.Send(h.worker, &Cancel{ID: "t1"})
 	res := h.finished(t, "t1", true)
-	if res.Status != messages.TaskFailed || res.Err.Code != messages.CodeCancelled {
-		t.Fatalf("result %+v %+v, want cancelled", res, res.Err)
+	if res.Status != messages.TaskFailed || res.Err.Code != messages.CodeCancelled || res.Attempts != 1 {
+		t.Fatalf("result %+v %+v, want cancelled after the 1 attempt that reached the upstream", res, res.Err)
+	}
+}
+
+// A call cancelled between attempts says how many it made and what the
+// upstream last answered, rather than 0 attempts.
+func TestWorkerCancelledWhileWaitingToRetryReportsItsAttempts(t *testing.T) {
+	up := newUpstream(t, func(_ int32, w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusServiceUnavailable) })
+	h := start(t, testConfig(conf.NewUpstream(up.URL), func(c *conf.Config) {
+		c.ErrorRecovery.MaxRetries = 5
+		c.ErrorRecovery.BaseDelay = 1
+		c.ErrorRecovery.JitterEnabled = false
+	}), nil)
+	h.run("t1", messages.Task{Path: "/x"})
+	actortest.Timers(t, h.clk, time.Second)
+	h.clk.Advance(time.Second)
+	actortest.Eventually(t, "the second call", func() bool { return up.calls.Load() == 2 })
+	actortest.Timers(t, h.clk, 2*time.Second) // waiting for the third attempt
+	h.system.Root.Send(h.worker, &Cancel{ID: "t1"})
+	res := h.finished(t, "t1", true)
+	if res.Status != messages.TaskFailed || res.Err.Code != messages.CodeCancelled || res.Attempts != 2 ||
+		res.UpstreamStatus != http.StatusServiceUnavailable {
+		t.Fatalf("result %+v %+v, want cancelled after 2 attempts, the last answered 503", res, res.Err)
 	}
 }
 

@@ -24,7 +24,7 @@ func TestMetricsSumsTheAnswers(t *testing.T) {
 		answerIn("worker/1", Healthy),
 		answerIn("worker/2", NotResponding), // workers are left out of unanswered
 		withStats("pool/a", &messages.PoolStats{Upstream: "a", ActiveConnections: 3, MaxConnections: 10, TotalAcquired: 7, TotalReleased: 4, PeakUsage: 5}),
-		withStats("pool/b", &messages.PoolStats{Upstream: "b", ActiveConnections: 1, MaxConnections: 10, TotalAcquired: 2, TotalReleased: 1, PeakUsage: 2, Snapshot: true}),
+		withStats("pool/b", &messages.PoolStats{Upstream: "b", ActiveConnections: 1, MaxConnections: 30, TotalAcquired: 2, TotalReleased: 1, PeakUsage: 2, Snapshot: true}),
 		silent,
 		withStats("limiter/a", &messages.LimiterStats{Upstream: "a", CurrentRate: 10}),
 		withStats("limiter/b", &messages.LimiterStats{Upstream: "b", CurrentRate: 30}),
@@ -54,9 +54,15 @@ func TestMetricsSumsTheAnswers(t *testing.T) {
 		t.Errorf("parallel_executor %+v", pe)
 	}
 	p := m.ConnectionPool
-	if p.ActiveConnections != 4 || p.MaxConnections != 20 || p.Utilization != 0.2 || p.TotalAcquired != 9 ||
+	if p.ActiveConnections != 4 || p.MaxConnections != 40 || p.Utilization != 0.1 || p.TotalAcquired != 9 ||
 		p.TotalReleased != 5 || p.PeakUsage != 7 || len(p.Upstreams) != 2 || !p.Upstreams["b"].Snapshot {
 		t.Errorf("connection_pool %+v", p)
+	}
+	// max_connections is the sum of the pools; both it and each pool's own
+	// are shown under names that say so.
+	if p.MaxConnectionsTotal != 40 || !maps.Equal(p.MaxConnectionsPerUpstream, map[string]int{"a": 10, "b": 30}) {
+		t.Errorf("max_connections_total %d, max_connections_per_upstream %v; want 40 and a: 10, b: 30",
+			p.MaxConnectionsTotal, p.MaxConnectionsPerUpstream)
 	}
 	if rl := m.AdvancedOptimizations.RateLimiter; rl.CurrentRate != 20 || len(rl.Upstreams) != 2 {
 		t.Errorf("rate_limiter: current_rate %v (want the mean, 20), %d upstreams", rl.CurrentRate, len(rl.Upstreams))
