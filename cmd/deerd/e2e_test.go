@@ -36,14 +36,16 @@ func TestCheckConfig(t *testing.T) {
 	unknownKey := writeFile(t, "unknown.toml", "[batch_processing]\nbatch_sizee = 15\n")
 	outOfRange := writeFile(t, "range.toml", "[rate_limit]\nmin_rate = 500.0\n")
 	badSyntax := writeFile(t, "syntax.toml", "[rate_limit\n")
+	everyProblem := writeFile(t, "every.toml", "# problems on several lines\ndebug_mode = \"yes\"\n[batch_processing]\nbatch_sizee = 15\nbatch_timeout = \"1s\"\n")
 	missing := filepath.Join(t.TempDir(), "absent.toml")
 	cases := []struct {
-		name string
-		dir  string // working directory; "" is a new empty one
-		env  []string
-		args []string
-		code int
-		want []string // in the output (stdout and stderr)
+		name    string
+		dir     string // working directory; "" is a new empty one
+		env     []string
+		args    []string
+		code    int
+		want    []string // in the output (stdout and stderr)
+		wantNot []string // not in it
 	}{
 		{name: "shipped file", dir: repoRoot, args: []string{"--check-config"}, code: 0, want: []string{"configuration is valid"}},
 		{name: "production profile", dir: repoRoot, args: []string{"--check-config", "--profile", "production"}, code: 0},
@@ -64,6 +66,18 @@ func TestCheckConfig(t *testing.T) {
 			want: []string{`"nope"`, "production"}},
 		{name: "unknown profile without --check-config", dir: repoRoot, args: []string{"--profile", "nope"}, code: 1,
 			want: []string{`"nope"`}},
+		{name: "misspelled env var: a warning, still valid", env: []string{"DEER_MAX_WORKRS=5", "DEER_BASE_URL=http://127.0.0.1:8000/v1"},
+			args: []string{"--check-config"}, code: 0, want: []string{"configuration is valid\nwarnings",
+				"unknown variable DEER_MAX_WORKRS is ignored (did you mean DEER_MAX_WORKERS?)"}, wantNot: []string{"DEER_BASE_URL"}},
+		{name: "every problem of every stage", env: []string{"DEER_MAX_WORKERS=ten", "DEER_MIN_RATE=500", "DEER_COLOUR=1"},
+			args: []string{"--check-config", "--config", everyProblem}, code: 1, want: []string{
+				everyProblem + `:2:15: debug_mode: expected true or false, got the string "yes"`,
+				everyProblem + ":4: unknown key batch_processing.batch_sizee (did you mean batch_processing.batch_size?)",
+				everyProblem + `:5:18: batch_processing.batch_timeout: expected a number, got the string "1s"`,
+				`DEER_MAX_WORKERS (parallel_execution.max_workers): "ten" is not an integer`,
+				"rate_limit.min_rate (500) must be <= rate_limit.max_rate (100) (from DEER_MIN_RATE)",
+				"warnings (deerd starts, and logs each):\n  - unknown variable DEER_COLOUR is ignored\n",
+			}},
 		{name: "bad --addr", args: []string{"--check-config", "--addr", "nowhere"}, code: 1, want: []string{"server.addr"}},
 		{name: "unknown flag", args: []string{"--nope"}, code: 2, want: []string{"nope"}},
 		{name: "stray argument", args: []string{"--check-config", "extra"}, code: 2, want: []string{"extra"}},
@@ -82,6 +96,11 @@ func TestCheckConfig(t *testing.T) {
 			for _, w := range tc.want {
 				if !strings.Contains(res.output(), w) {
 					t.Errorf("output does not name %q:\n%s", w, res.output())
+				}
+			}
+			for _, w := range tc.wantNot {
+				if strings.Contains(res.output(), w) {
+					t.Errorf("output names %q:\n%s", w, res.output())
 				}
 			}
 		})
