@@ -157,16 +157,14 @@ func serve(cfg *conf.Config, warnings conf.FieldErrors, stderr io.Writer) int {
 		code = 1
 	}
 	// Stop taking work (new requests get 503), let queued and running tasks
-	// finish so their callers get answers, then close the listener.
+	// finish so their callers get answers, then close the listener. The
+	// drain is not logged here: rt.Stop drains too (a second drain answers
+	// at once with the first one's outcome) and logs the outcome, once.
 	draining.Store(true)
 	api.SetDraining(true)
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
-	if d, err := rt.Drain(shutdownCtx); err != nil {
-		log.Warn().Err(err).Msg("draining tasks did not finish")
-	} else {
-		log.Info().Int("finished", d.Finished).Int("abandoned", d.Abandoned).Msg("tasks drained")
-	}
+	_, _ = rt.Drain(shutdownCtx)
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		log.Warn().Err(err).Msg("HTTP shutdown did not finish in time")
 	}
