@@ -282,7 +282,9 @@ func (rt *Runtime) waitReady(ctx context.Context, expected []string) error {
 // Stop drains the tasks (no new ones are accepted; queued and running ones
 // finish, or are answered shutting_down at ctx's deadline), then stops the
 // supervision tree and the actor system. It returns when the actors have
-// stopped or ctx ends.
+// stopped or ctx ends. It logs the drain's outcome, once: after a Drain of
+// the caller's, its own drain reports that drain's (the router answers a
+// drain in progress or done with the counts of the one drain).
 func (rt *Runtime) Stop(ctx context.Context) error {
 	var err error
 	rt.stopOnce.Do(func() {
@@ -290,7 +292,7 @@ func (rt *Runtime) Stop(ctx context.Context) error {
 		if rt.Router() != nil {
 			if d, derr := rt.Drain(ctx); derr != nil {
 				rt.log.Warn().Err(derr).Msg("draining tasks did not finish")
-			} else if d.Finished+d.Abandoned > 0 {
+			} else {
 				rt.log.Info().Int("finished", d.Finished).Int("abandoned", d.Abandoned).Msg("tasks drained")
 			}
 		}

@@ -129,6 +129,57 @@ type Upstream struct {
 	Endpoints []string `toml:"endpoints" json:"endpoints"`     // extra base URLs to balance over; default none
 	Timeout   float64  `toml:"timeout" json:"timeout"`         // seconds per attempt; default 60
 	Builtin   bool     `toml:"builtin" json:"builtin"`         // deerd serves the simulator at base_url (http only); default false
+	// RateLimit, the [upstreams.NAME.rate_limit] table, overrides rate_limit
+	// keys for this upstream's limiter. Default: none. Live, unlike the
+	// rest of the upstream: see Config.RateLimitFor.
+	RateLimit RateLimitOverride `toml:"rate_limit,omitempty" json:"rate_limit"`
+}
+
+// RateLimitOverride holds the rate_limit keys one upstream sets for itself;
+// a nil field follows the top-level rate_limit key, including its live
+// changes. Ranges are rate_limit's, checked on the effective values.
+type RateLimitOverride struct {
+	InitialRate      *float64 `toml:"initial_rate,omitempty" json:"initial_rate,omitempty"`
+	MaxRate          *float64 `toml:"max_rate,omitempty" json:"max_rate,omitempty"`
+	MinRate          *float64 `toml:"min_rate,omitempty" json:"min_rate,omitempty"`
+	AdaptationFactor *float64 `toml:"adaptation_factor,omitempty" json:"adaptation_factor,omitempty"`
+	WindowSize       *float64 `toml:"window_size,omitempty" json:"window_size,omitempty"`
+	BurstAllowance   *int     `toml:"burst_allowance,omitempty" json:"burst_allowance,omitempty"`
+}
+
+// RateLimitFor returns the rate_limit settings the limiter of upstream
+// name runs on: the top-level ones with the upstream's overrides applied.
+func (c *Config) RateLimitFor(name string) RateLimit {
+	r, o := c.RateLimit, c.Upstreams[name].RateLimit
+	override(&r.InitialRate, o.InitialRate)
+	override(&r.MaxRate, o.MaxRate)
+	override(&r.MinRate, o.MinRate)
+	override(&r.AdaptationFactor, o.AdaptationFactor)
+	override(&r.WindowSize, o.WindowSize)
+	override(&r.BurstAllowance, o.BurstAllowance)
+	return r
+}
+
+func override[T any](dst *T, o *T) {
+	if o != nil {
+		*dst = *o
+	}
+}
+
+// clone returns a copy that shares no pointer with o.
+func (o RateLimitOverride) clone() RateLimitOverride {
+	return RateLimitOverride{
+		InitialRate: clonePtr(o.InitialRate), MaxRate: clonePtr(o.MaxRate), MinRate: clonePtr(o.MinRate),
+		AdaptationFactor: clonePtr(o.AdaptationFactor), WindowSize: clonePtr(o.WindowSize), BurstAllowance: clonePtr(o.BurstAllowance),
+	}
+}
+
+func clonePtr[T any](p *T) *T {
+	if p == nil {
+		return nil
+	}
+	v := *p
+	return &v
 }
 
 // defaultUpstreamTimeout is an upstream's timeout, in seconds, when its

@@ -52,7 +52,9 @@ func TestDocsTable(t *testing.T) {
 	if len(rows) != len(fields) {
 		t.Errorf("docs have %d setting rows, want %d", len(rows), len(fields))
 	}
-	for name := range upstreamFields {
+	ut := reflect.TypeFor[Upstream]()
+	for i := range ut.NumField() {
+		name := tagName(ut.Field(i))
 		if !regexp.MustCompile("(?m)^\\| `upstreams\\.NAME\\." + name + "` \\|").Match(doc) {
 			t.Errorf("docs/configuration.md has no row for upstreams.NAME.%s", name)
 		}

@@ -22,6 +22,7 @@ func (c *Config) Clone() *Config {
 		for name, u := range c.Upstreams {
 			u.Models = slices.Clone(u.Models)
 			u.Endpoints = slices.Clone(u.Endpoints)
+			u.RateLimit = u.RateLimit.clone()
 			n.Upstreams[name] = u
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -186,4 +187,76 @@ func parseDecimal(s string) (float64, string) {
 		return 0, "is not a decimal number"
 	}
 	return f, ""
+}
+
+// otherEnv are DEER_* variables that deer's own tools read but that are
+// not settings, so they are not reported as unknown.
+var otherEnv = []string{
+	"DEER_BASE_URL", // scripts/compat: the gateway URL an OpenAI client check calls
+}
+
+// unknownEnv returns a warning for each DEER_* variable in environ
+// (os.Environ's NAME=VALUE form) that deer does not read: most likely a
+// typo that would otherwise be ignored silently. An upstream's
+// api_key_env may name a DEER_* variable; c's are known too.
+func unknownEnv(environ []string, c *Config) FieldErrors {
+	known := map[string]bool{}
+	for _, e := range envVars {
+		known[e.Name] = true
+	}
+	for _, name := range otherEnv {
+		known[name] = true
+	}
+	for _, u := range c.Upstreams {
+		known[u.APIKeyEnv] = true
+	}
+	var warnings FieldErrors
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		if !strings.HasPrefix(name, "DEER_") || known[name] {
+			continue
+		}
+		known[name] = true // listed twice in environ: warn once
+		reason := "unknown variable " + name + " is ignored"
+		if s := suggestEnv(name); s != "" {
+			reason += " (did you mean " + s + "?)"
+		}
+		warnings = append(warnings, FieldError{Env: name, Reason: reason})
+	}
+	return warnings
+}
+
+// envAliases maps names someone might guess for a variable to its real
+// name: each real name; DEER_ and the key in capitals
+// (DEER_PARALLEL_EXECUTION_MAX_WORKERS); and DEER_ and the key's last part
+// when no other key ends so (DEER_DEFAULT_TTL for DEER_CACHE_TTL).
+var envAliases = func() map[string]string {
+	alias := func(s string) string { return "DEER_" + strings.ToUpper(strings.ReplaceAll(s, ".", "_")) }
+	m, lasts := map[string]string{}, map[string]int{}
+	for _, e := range envVars {
+		lasts[e.Key[strings.LastIndex(e.Key, ".")+1:]]++
+	}
+	for _, e := range envVars {
+		m[e.Name], m[alias(e.Key)] = e.Name, e.Name
+		if last := e.Key[strings.LastIndex(e.Key, ".")+1:]; lasts[last] == 1 {
+			if _, taken := m[alias(last)]; !taken {
+				m[alias(last)] = e.Name
+			}
+		}
+	}
+	return m
+}()
+
+// suggestEnv returns the variable an unknown DEER_* name most likely
+// meant, or "".
+func suggestEnv(name string) string {
+	names := make([]string, 0, len(envAliases))
+	for a := range envAliases {
+		names = append(names, strings.TrimPrefix(a, "DEER_"))
+	}
+	slices.Sort(names) // ties go the same way every run
+	if s := closest(strings.TrimPrefix(name, "DEER_"), names); s != "" {
+		return envAliases["DEER_"+s]
+	}
+	return ""
 }

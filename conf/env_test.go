@@ -3,6 +3,8 @@ package conf
 import (
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 )
 
@@ -264,5 +266,85 @@ eviction_policy = "fifo"
 				t.Errorf("got %+v, want %+v", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestUnknownEnvWarnings: a DEER_* variable deer does not read is a
+// warning naming the closest real variable when one is near, and the
+// configuration still loads. Variables deer reads without being settings
+// (an upstream's api_key_env, the compat script's DEER_BASE_URL) are not
+// reported.
+func TestUnknownEnvWarnings(t *testing.T) {
+	path := writeConfig(t, "[upstreams.up]\nbase_url = \"http://127.0.0.1:9\"\napi_key_env = \"DEER_UP_KEY\"\n")
+	environ := []string{
+		"PATH=/bin",
+		"DEER_MAX_WORKRS=5",                     // a letter missing
+		"DEER_MAX_WOKRERS=5",                    // two letters swapped
+		"DEER_max_workers=5",                    // wrong case
+		"DEER_DEBUG=1",                          // the start of one variable's name
+		"DEER_DEFAULT_TTL=60",                   // the key's name, not the variable's
+		"DEER_PARALLEL_EXECUTION_MAX_WORKERS=5", // the whole key
+		"DEER_COLOUR=blue",                      // nothing near
+		"DEER_MAX=1",                            // the start of many
+		"DEER_COLOUR=red",                       // listed twice: one warning
+		"DEER_MAX_WORKERS=7",                    // real
+		"DEER_UP_KEY=sk-1",                      // an upstream's api_key_env
+		"DEER_BASE_URL=http://x/v1",             // read by scripts/compat
+		"NOT_DEER_MAX_WORKRS=1",                 // not DEER_*
+	}
+	lookup := func(name string) (string, bool) {
+		for _, kv := range environ {
+			if k, v, _ := strings.Cut(kv, "="); k == name {
+				return v, true
+			}
+		}
+		return "", false
+	}
+	l := LoadAll(LoadOptions{ConfigPath: path, Lookup: lookup, Environ: func() []string { return environ }})
+	if len(l.Problems) > 0 || l.Config.ParallelExecution.MaxWorkers != 7 {
+		t.Fatalf("problems %v, config %+v: unknown variables must not stop the load", l.Problems, l.Config)
+	}
+	want := []string{
+		"unknown variable DEER_MAX_WORKRS is ignored (did you mean DEER_MAX_WORKERS?)",
+		"unknown variable DEER_MAX_WOKRERS is ignored (did you mean DEER_MAX_WORKERS?)",
+		"unknown variable DEER_max_workers is ignored (did you mean DEER_MAX_WORKERS?)",
+		"unknown variable DEER_DEBUG is ignored (did you mean DEER_DEBUG_MODE?)",
+		"unknown variable DEER_DEFAULT_TTL is ignored (did you mean DEER_CACHE_TTL?)",
+		"unknown variable DEER_PARALLEL_EXECUTION_MAX_WORKERS is ignored (did you mean DEER_MAX_WORKERS?)",
+		"unknown variable DEER_COLOUR is ignored",
+		"unknown variable DEER_MAX is ignored",
+	}
+	var got []string
+	for _, w := range l.Warnings {
+		got = append(got, w.Error())
+		if !strings.HasPrefix(w.Env, "DEER_") || w.Key != "" {
+			t.Errorf("warning %q: Env %q, Key %q", w.Error(), w.Env, w.Key)
+		}
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("warnings:\n got %q\nwant %q", got, want)
+	}
+
+	// Lookup without Environ (a test's map): no listing, no warnings.
+	if l := LoadAll(LoadOptions{ConfigPath: path, Lookup: lookup}); len(l.Warnings) != 0 {
+		t.Errorf("warnings without Environ: %v", l.Warnings)
+	}
+}
+
+// TestEveryEnvVarIsItsOwnBestSuggestion: no real variable is reported, and
+// each one-letter typo of a real variable is pointed back at it.
+func TestEveryEnvVarIsItsOwnBestSuggestion(t *testing.T) {
+	var environ []string
+	for _, e := range EnvVars() {
+		environ = append(environ, e.Name+"=x")
+	}
+	if w := unknownEnv(environ, Default()); len(w) != 0 {
+		t.Errorf("real variables reported: %v", w)
+	}
+	for _, e := range EnvVars() {
+		typo := e.Name[:len(e.Name)-1] // the last letter missing
+		if got := suggestEnv(typo); got != e.Name {
+			t.Errorf("suggestEnv(%s) = %q, want %s", typo, got, e.Name)
+		}
 	}
 }

@@ -22,7 +22,8 @@ func FuzzLoadTOML(f *testing.F) {
 		"", "[cache\n", "debug_mode = \"yes\"\n", "[parallel_execution]\nmax_workers = 10.0\n",
 		"[rate_limit]\nmin_rate = nan\nmax_rate = inf\n", "[upstreams.\"a b\"]\nbase_url = \"x\"\nmodels = []\n",
 		"[upstreams]\nx = 5\n", "upstreams = []\n", "[[upstreams]]\n", "[connection_pool]\nMAX_CONNECTIONS = 1\n",
-		"[upstreams.x.y]\nz = 1\n", "a.b.c.d = 1\n", "[server]\naddr = \"\\u0000:1\"\n",
+		"[upstreams.x.y]\nz = 1\n", "a.b.c.d = 1\n", "[upstreams.x.rate_limit]\nmax_rate = 5\nburst_allowance = 1.5\n",
+		"[upstreams.x]\nrate_limit = { max_rate = nan, colour = 1 }\n", "[server]\naddr = \"\\u0000:1\"\n",
 	} {
 		f.Add([]byte(s))
 	}

@@ -30,24 +30,6 @@ var (
 		}
 		return m
 	}()
-	// sections are the tables of Config, which a TOML file may name.
-	sections = func() map[string]bool {
-		m := map[string]bool{"upstreams": true}
-		for _, f := range fields {
-			if sec, _, ok := strings.Cut(f.key, "."); ok {
-				m[sec] = true
-			}
-		}
-		return m
-	}()
-	upstreamFields = func() map[string]bool {
-		m := map[string]bool{}
-		t := reflect.TypeFor[Upstream]()
-		for i := range t.NumField() {
-			m[tagName(t.Field(i))] = true
-		}
-		return m
-	}()
 )
 
 func collectFields(t reflect.Type, prefix string, index []int) []field {
@@ -89,10 +71,12 @@ func Keys() []string {
 var restartOnly = []string{"server.addr", "server.admin_token", "cache.l3_path", "upstreams"}
 
 // RequiresRestart reports whether key (a dotted key, or "upstreams" and
-// anything under it) cannot be changed through POST /config.
+// anything under it) cannot be changed through POST /config. An upstream's
+// rate_limit table can: the limiter takes it as it takes rate_limit.
 func RequiresRestart(key string) bool {
 	if key == "upstreams" || strings.HasPrefix(key, "upstreams.") {
-		return true
+		parts := strings.Split(key, ".")
+		return len(parts) < 3 || parts[2] != "rate_limit"
 	}
 	return slices.Contains(restartOnly, key)
 }

@@ -1,14 +1,12 @@
 package conf
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
-
-	"github.com/BurntSushi/toml"
 )
 
 // DefaultPath is the config file deerd reads when --config is not given
@@ -31,6 +29,10 @@ type LoadOptions struct {
 	// Lookup reads the environment; nil means os.LookupEnv. Tests pass a
 	// map's lookup so they never touch the process environment.
 	Lookup func(name string) (string, bool)
+	// Environ lists the environment as os.Environ does (NAME=VALUE), to
+	// warn about DEER_* variables deer does not read. nil means os.Environ
+	// when Lookup is nil too, and no such warnings otherwise.
+	Environ func() []string
 }
 
 // Source records, per dotted key, the layer that last set it: "profile
@@ -50,18 +52,57 @@ func (s Source) Env(key string) string {
 // then validates it. Errors are FieldErrors naming the key, and the env
 // var when one set it; deerd refuses to start on any.
 func Load(opts LoadOptions) (*Config, error) {
-	c, _, err := LoadWithSource(opts)
-	return c, err
+	l := LoadAll(opts)
+	return l.Config, l.Problems.orNil()
 }
 
 // LoadWithSource is Load that also says which layer set each key.
 func LoadWithSource(opts LoadOptions) (*Config, Source, error) {
+	l := LoadAll(opts)
+	if len(l.Problems) > 0 {
+		return nil, nil, l.Problems
+	}
+	return l.Config, l.Source, nil
+}
+
+// Loaded is what LoadAll found.
+type Loaded struct {
+	// Config is the configuration, or nil when there are Problems.
+	Config *Config
+	// Source says which layer set each key.
+	Source Source
+	// Problems are every error of every layer: deerd refuses to start on
+	// any. Problems of one layer do not stop the next from being read, so
+	// one run of deerd --check-config lists them all.
+	Problems FieldErrors
+	// Warnings are what deerd starts with but reports: DEER_* variables
+	// that are not deer's (typos, most likely), each with the closest
+	// real name when one is near.
+	Warnings FieldErrors
+}
+
+// LoadAll layers Default() < profile < file < DEER_* env and validates the
+// result, collecting the problems of every stage instead of stopping at
+// the first. A layer with problems still applies what it could: a file
+// with a syntax error applies nothing, one with an unknown key or a value
+// of the wrong type everything else, and validation runs over what was
+// read. A key already reported by a layer is not reported again by
+// validation (it holds a lower layer's value, not the one written).
+func LoadAll(opts LoadOptions) Loaded {
 	c, src := Default(), Source{}
-	if opts.Profile != "" {
-		if !slices.Contains(Profiles, opts.Profile) {
-			return nil, nil, FieldErrors{{Reason: fmt.Sprintf("--profile %q: must be one of %s",
-				opts.Profile, strings.Join(Profiles, ", "))}}
+	var errs FieldErrors
+	add := func(err error) {
+		var fe FieldErrors
+		if errors.As(err, &fe) {
+			errs = append(errs, fe...)
 		}
+	}
+	switch {
+	case opts.Profile == "":
+	case !slices.Contains(Profiles, opts.Profile):
+		errs = append(errs, FieldError{Reason: fmt.Sprintf("--profile %q: must be one of %s",
+			opts.Profile, strings.Join(Profiles, ", "))})
+	default:
 		dir := opts.ProfileDir
 		if dir == "" {
 			dir = filepath.Join("conf", "profiles")
@@ -70,26 +111,36 @@ func LoadWithSource(opts LoadOptions) (*Config, Source, error) {
 			}
 		}
 		path := filepath.Join(dir, opts.Profile+".toml")
-		if err := decodeFile(c, src, path, "profile "+path); err != nil {
-			return nil, nil, err
-		}
+		add(decodeFile(c, src, path, "profile "+path))
 	}
 	if opts.ConfigPath != "" {
-		if err := decodeFile(c, src, opts.ConfigPath, "file "+opts.ConfigPath); err != nil {
-			return nil, nil, err
-		}
+		add(decodeFile(c, src, opts.ConfigPath, "file "+opts.ConfigPath))
 	}
-	lookup := opts.Lookup
+	lookup, environ := opts.Lookup, opts.Environ
 	if lookup == nil {
 		lookup = os.LookupEnv
+		if environ == nil {
+			environ = os.Environ
+		}
 	}
-	if err := applyEnv(c, src, lookup); err != nil {
-		return nil, nil, err
+	add(applyEnv(c, src, lookup))
+	reported := map[string]bool{}
+	for _, e := range errs {
+		reported[e.Key] = true
 	}
-	if err := c.validate().withSource(src).orNil(); err != nil {
-		return nil, nil, err
+	for _, e := range c.validate().withSource(src) {
+		if !reported[e.Key] && (e.other == "" || !reported[e.other]) {
+			errs = append(errs, e)
+		}
 	}
-	return c, src, nil
+	l := Loaded{Source: src, Problems: errs}
+	if environ != nil {
+		l.Warnings = unknownEnv(environ(), c)
+	}
+	if len(errs) == 0 {
+		l.Config = c
+	}
+	return l
 }
 
 func decodeFile(c *Config, src Source, path, layer string) error {
@@ -98,76 +149,4 @@ func decodeFile(c *Config, src Source, path, layer string) error {
 		return FieldErrors{{Reason: err.Error()}}
 	}
 	return decodeTOML(c, src, data, path, layer)
-}
-
-var lastKeyRE = regexp.MustCompile(`\(last key "([^"]*)"\)`)
-
-// decodeTOML decodes data over c, which holds the lower layers, so keys
-// absent from data keep their value. An upstream table replaces a
-// same-named upstream of a lower layer whole: its fields are not merged.
-func decodeTOML(c *Config, src Source, data []byte, file, layer string) error {
-	md, err := toml.Decode(string(data), c)
-	if err != nil {
-		// BurntSushi names the key in its message but only exposes it
-		// on syntax errors; type mismatches are plain errors.
-		fe := FieldError{Reason: file + ": " + err.Error()}
-		if m := lastKeyRE.FindStringSubmatch(err.Error()); m != nil {
-			fe.Key = m[1]
-		}
-		return FieldErrors{fe}
-	}
-	var errs FieldErrors
-	var reported []toml.Key
-	unknown := func(k toml.Key) {
-		for _, r := range reported {
-			if len(r) <= len(k) && slices.Equal(r, k[:len(r)]) {
-				return // under a table already reported
-			}
-		}
-		reported = append(reported, k)
-		errs = append(errs, FieldError{Key: k.String(), Reason: fmt.Sprintf("%s: unknown key %s", file, k)})
-	}
-	for _, k := range md.Undecoded() {
-		unknown(k)
-	}
-	// BurntSushi falls back to a case-insensitive match, which would let
-	// MAX_CONNECTIONS through here and fail everywhere else (env, JSON).
-	for _, k := range md.Keys() {
-		if !canonical(k) {
-			unknown(k)
-		}
-	}
-	if len(errs) > 0 {
-		return errs
-	}
-	for _, k := range md.Keys() {
-		if _, ok := fieldsByKey[k.String()]; ok || len(k) == 3 {
-			src[strings.Join(k, ".")] = layer
-		}
-	}
-	for name, u := range c.Upstreams {
-		if !md.IsDefined("upstreams", name) {
-			continue
-		}
-		if !md.IsDefined("upstreams", name, "cache") {
-			u.Cache = "auto"
-		}
-		if !md.IsDefined("upstreams", name, "timeout") {
-			u.Timeout = defaultUpstreamTimeout
-		}
-		c.Upstreams[name] = u
-	}
-	return nil
-}
-
-// canonical reports whether k is spelled exactly as a Config key.
-func canonical(k toml.Key) bool {
-	if k[0] == "upstreams" {
-		return len(k) <= 2 || len(k) == 3 && upstreamFields[k[2]]
-	}
-	if len(k) == 1 && sections[k[0]] {
-		return true
-	}
-	_, ok := fieldsByKey[k.String()]
-	return ok
 }

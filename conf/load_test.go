@@ -135,12 +135,12 @@ func TestFileErrors(t *testing.T) {
 		{"wrong case", "[connection_pool]\nMAX_CONNECTIONS = 5\n", "connection_pool.MAX_CONNECTIONS", "unknown key connection_pool.MAX_CONNECTIONS"},
 		{"quoted dotted key", "\"cache.l1_size\" = 5\n", `"cache.l1_size"`, "unknown key"},
 		{"unknown upstream field", "[upstreams.x]\nbase_url = \"http://a\"\napi_key = \"sk-123\"\n", "upstreams.x.api_key", "unknown key upstreams.x.api_key"},
-		{"float for integer", "[parallel_execution]\nmax_workers = 10.0\n", "parallel_execution.max_workers", "incompatible types"},
+		{"float for integer", "[parallel_execution]\nmax_workers = 10.0\n", "parallel_execution.max_workers", "expected an integer, got the float 10.0"},
 		{"string for bool", "debug_mode = \"yes\"\n", "debug_mode", "debug_mode"},
-		{"table expected", "cache = 5\n", "cache", "expected table"},
+		{"table expected", "cache = 5\n", "cache", "cache: expected a table, got the integer 5"},
 		{"out of range validated", "[cache]\nl1_size = 0\n", "cache.l1_size", "cache.l1_size (0) must be between 1"},
 		{"upstream timeout 0", "[upstreams.x]\nbase_url = \"http://a\"\ntimeout = 0\n", "upstreams.x.timeout", "(0) must be > 0"},
-		{"syntax", "[cache\n", "", "deer.toml: toml: line 2: expected"},
+		{"syntax", "[cache\n", "", "deer.toml:2:7: TOML syntax error: expected '.' or ']' to end table name"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -288,5 +288,123 @@ func TestClone(t *testing.T) {
 	n.Upstreams["new"] = Upstream{}
 	if c.Upstreams["sim"].Models[0] != "sim-model" || c.Upstreams["sim"].Endpoints[0] != "http://127.0.0.1:8002" || len(c.Upstreams) != 1 {
 		t.Errorf("clone shares memory with the original: %+v", c.Upstreams)
+	}
+}
+
+// seventeenLines is a config file whose line 17 is replaced by each case
+// of TestFileErrorLines.
+func seventeenLines(line17 string) string {
+	lines := []string{
+		"# a config file with its problem far down", // 1
+		"default_upstream = \"sim\"",                // 2
+		"",                                          // 3
+		"[server]",                                  // 4
+		"max_body_bytes = 20480",                    // 5
+		"",                                          // 6
+		"[cache]",                                   // 7
+		"l1_size = 100",                             // 8
+		"",                                          // 9
+		"[upstreams.sim]",                           // 10
+		"base_url = \"http://127.0.0.1:8001\"",      // 11
+		"models = [\"sim-model\"]",                  // 12
+		"",                                          // 13
+		"[parallel_execution]",                      // 14
+		"queue_size = 100",                          // 15
+		"# the next line is 17",                     // 16
+		line17,                                      // 17
+		"priority_levels = 3",                       // 18
+	}
+	return strings.Join(lines, "\n") + "\n"
+}
+
+// TestFileErrorLines: problems in a file name the file, the line (and the
+// value's column, as BurntSushi counts it: inside a string's quotes) and
+// the key.
+func TestFileErrorLines(t *testing.T) {
+	tests := []struct {
+		name, line17 string
+		key, want    string
+	}{
+		{"type error", `max_workers = "ten"`, "parallel_execution.max_workers",
+			`:17:16: parallel_execution.max_workers: expected an integer, got the string "ten"`},
+		{"float for integer", `max_workers = 10.5`, "parallel_execution.max_workers",
+			`:17:15: parallel_execution.max_workers: expected an integer, got the float 10.5`},
+		{"list for number", `worker_timeout = [1]`, "parallel_execution.worker_timeout",
+			`:17:19: parallel_execution.worker_timeout: expected a number, got an array`},
+		{"unknown key", `max_workrs = 10`, "parallel_execution.max_workrs",
+			`:17: unknown key parallel_execution.max_workrs (did you mean parallel_execution.max_workers?)`},
+		{"wrong case", `MAX_WORKERS = 10`, "parallel_execution.MAX_WORKERS",
+			`:17: unknown key parallel_execution.MAX_WORKERS (did you mean parallel_execution.max_workers?)`},
+		{"unknown, nothing near", `colour = "blue"`, "parallel_execution.colour",
+			`:17: unknown key parallel_execution.colour`},
+		{"unknown table", `[metrics]`, "metrics", `:17: unknown key metrics`},
+		{"syntax", `max_workers = = 10`, "parallel_execution.max_workers", `:17:15: TOML syntax error after key parallel_execution.max_workers: expected value but found '=' instead`},
+		{"syntax, unclosed string", `max_workers = "10`, "parallel_execution.max_workers", `:17:`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := writeConfig(t, seventeenLines(tt.line17))
+			_, err := Load(LoadOptions{ConfigPath: path, Lookup: noEnv})
+			e := wantProblem(t, err, tt.key, path+tt.want)
+			if !strings.HasPrefix(e.Error(), path+":17:") {
+				t.Errorf("%q does not start with %s:17:", e.Error(), path)
+			}
+			if strings.Contains(tt.want, "did you mean") != strings.Contains(e.Error(), "did you mean") {
+				t.Errorf("suggestion in %q: want one: %v", e.Error(), strings.Contains(tt.want, "did you mean"))
+			}
+			if n := len(fieldErrors(t, err)); n != 1 {
+				t.Errorf("%d problems, want 1: %v", n, err)
+			}
+		})
+	}
+}
+
+// TestEveryProblemListed: one load reports the problems of every stage —
+// unknown keys and type errors in the profile and the file, unparseable
+// env values, and validation of what was read — not only the first.
+func TestEveryProblemListed(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "profiles"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	profile := filepath.Join(dir, "profiles", "test.toml")
+	if err := os.WriteFile(profile, []byte("[cache]\nl2_sise = 5\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "deer.toml")
+	if err := os.WriteFile(file, []byte(`debug_mode = "yes"
+[batch_processing]
+batch_size = 0
+[rate_limit]
+max_rat = 5.0
+min_rate = 50.0
+[upstreams.sim]
+base_url = 8001
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	l := LoadAll(LoadOptions{ConfigPath: file, Profile: "test", Lookup: env(map[string]string{
+		"DEER_MAX_WORKERS":   "ten",
+		"DEER_BATCH_TIMEOUT": "-1",
+	}), Environ: func() []string { return nil }})
+	if l.Config != nil {
+		t.Errorf("a configuration with problems was returned")
+	}
+	want := []string{
+		profile + ":2: unknown key cache.l2_sise (did you mean cache.l2_size?)",
+		file + `:1:15: debug_mode: expected true or false, got the string "yes"`,
+		file + ":5: unknown key rate_limit.max_rat (did you mean rate_limit.max_rate?)",
+		file + ":8:12: upstreams.sim.base_url: expected a string, got the integer 8001",
+		`DEER_MAX_WORKERS (parallel_execution.max_workers): "ten" is not an integer`,
+		"batch_processing.batch_size (0) must be between 1 and 10000",
+		"batch_processing.batch_timeout (-1) must be > 0 and <= 31536000 seconds (365 days) (from DEER_BATCH_TIMEOUT)",
+		"rate_limit.min_rate (50) must be <= rate_limit.initial_rate (10)",
+	}
+	var got []string
+	for _, e := range l.Problems {
+		got = append(got, e.Error())
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("problems:\n got %q\nwant %q", got, want)
 	}
 }

@@ -18,8 +18,9 @@ import (
 // deep-merged over it and the whole result validated. c is never
 // modified. Errors are FieldErrors whose first Key is the key to report:
 // unknown keys, wrong JSON types (10.5 or "5" for an integer, null for
-// anything), out-of-range values, and changes to keys that require a restart.
-// Lists replace lists whole.
+// anything but an upstream's rate_limit key, where null removes the
+// override), out-of-range values, and changes to keys that require a
+// restart. Lists replace lists whole.
 func (c *Config) Patch(body []byte) (*Config, error) {
 	obj, fe := decodeObject(body)
 	if fe != nil {
@@ -39,8 +40,14 @@ func (c *Config) Patch(body []byte) (*Config, error) {
 	if errs := restartChanges(c, next); len(errs) > 0 {
 		return nil, errs
 	}
-	// Unchanged, but [] may have replaced nil: keep the exact original.
-	next.Upstreams = c.Clone().Upstreams
+	// Unchanged but for their rate_limit tables, and [] may have replaced
+	// nil: keep the exact original otherwise.
+	ups := c.Clone().Upstreams
+	for name, u := range ups {
+		u.RateLimit = next.Upstreams[name].RateLimit
+		ups[name] = u
+	}
+	next.Upstreams = ups
 	if errs := next.validate(); len(errs) > 0 {
 		return nil, m.blame(errs)
 	}
@@ -81,10 +88,19 @@ func (m *merger) fail(key, format string, args ...any) {
 func (m *merger) value(key string, dst reflect.Value, src any) {
 	if top, _, _ := strings.Cut(key, "."); top == "upstreams" {
 		m.touched[top] = true
-	} else if key != "" {
+	}
+	if key != "" {
 		m.touched[key] = true
 	}
 	switch dst.Kind() {
+	case reflect.Pointer: // an upstream's rate_limit override
+		if src == nil {
+			dst.SetZero() // follow rate_limit again
+			return
+		}
+		v := reflect.New(dst.Type().Elem())
+		m.value(key, v.Elem(), src)
+		dst.Set(v)
 	case reflect.Struct:
 		obj, ok := src.(map[string]any)
 		if !ok {

@@ -5,6 +5,7 @@ import (
 	"math"
 	"net"
 	"net/url"
+	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
@@ -79,21 +80,7 @@ func (c *Config) validate() FieldErrors {
 		v.add("cache.l3_path", "", "cache.l3_path %q must be UTF-8 without control characters", ca.L3Path)
 	}
 
-	r := c.RateLimit
-	v.rate("rate_limit.initial_rate", r.InitialRate)
-	v.rate("rate_limit.max_rate", r.MaxRate)
-	v.rate("rate_limit.min_rate", r.MinRate)
-	// min <= max first: when it fails, initial cannot be placed and a
-	// second message would only repeat the first.
-	if !v.notAbove("rate_limit.min_rate", r.MinRate, "rate_limit.max_rate", r.MaxRate) {
-		v.notAbove("rate_limit.min_rate", r.MinRate, "rate_limit.initial_rate", r.InitialRate)
-		v.notAbove("rate_limit.initial_rate", r.InitialRate, "rate_limit.max_rate", r.MaxRate)
-	}
-	if v.finite("rate_limit.adaptation_factor", r.AdaptationFactor) && r.AdaptationFactor <= 1 {
-		v.add("rate_limit.adaptation_factor", "", "rate_limit.adaptation_factor (%s) must be > 1", num(r.AdaptationFactor))
-	}
-	v.seconds("rate_limit.window_size", r.WindowSize)
-	v.between("rate_limit.burst_allowance", int64(r.BurstAllowance), 1, maxQueue)
+	v.rateLimit(c.RateLimit, func(k string) string { return "rate_limit." + k })
 
 	e := c.ErrorRecovery
 	v.between("error_recovery.max_retries", int64(e.MaxRetries), 0, maxRetries)
@@ -136,6 +123,57 @@ func (c *Config) validate() FieldErrors {
 	return v.errs
 }
 
+// rateLimit checks one set of rate_limit values, naming the key of each
+// as name says.
+func (v *checker) rateLimit(r RateLimit, name func(string) string) {
+	initial, maxR, minR := name("initial_rate"), name("max_rate"), name("min_rate")
+	v.rate(initial, r.InitialRate)
+	v.rate(maxR, r.MaxRate)
+	v.rate(minR, r.MinRate)
+	// min <= max first: when it fails, initial cannot be placed and a
+	// second message would only repeat the first.
+	if !v.notAbove(minR, r.MinRate, maxR, r.MaxRate) {
+		v.notAbove(minR, r.MinRate, initial, r.InitialRate)
+		v.notAbove(initial, r.InitialRate, maxR, r.MaxRate)
+	}
+	if f := name("adaptation_factor"); v.finite(f, r.AdaptationFactor) && r.AdaptationFactor <= 1 {
+		v.add(f, "", "%s (%s) must be > 1", f, num(r.AdaptationFactor))
+	}
+	v.seconds(name("window_size"), r.WindowSize)
+	v.between(name("burst_allowance"), int64(r.BurstAllowance), 1, maxQueue)
+}
+
+// upstreamRateLimit checks the rate limits upstream name runs on (see
+// Config.RateLimitFor). Each value is named by the key it comes from —
+// upstreams.NAME.rate_limit.max_rate, or rate_limit.initial_rate when the
+// upstream does not set it — and only problems involving one of the
+// upstream's own keys are reported, under that key: the others are the
+// top-level table's, reported once already.
+func (v *checker) upstreamRateLimit(c *Config, name, key string) {
+	own := key + ".rate_limit."
+	set := map[string]bool{}
+	o := reflect.ValueOf(c.Upstreams[name].RateLimit)
+	for i := range o.NumField() {
+		set[tagName(o.Type().Field(i))] = !o.Field(i).IsNil()
+	}
+	var sub checker
+	sub.rateLimit(c.RateLimitFor(name), func(k string) string {
+		if set[k] {
+			return own + k
+		}
+		return "rate_limit." + k
+	})
+	for _, e := range sub.errs {
+		if !strings.HasPrefix(e.Key, own) {
+			if !strings.HasPrefix(e.other, own) {
+				continue
+			}
+			e.Key, e.other = e.other, e.Key
+		}
+		v.errs = append(v.errs, e)
+	}
+}
+
 func (v *checker) upstreams(c *Config) {
 	names := make([]string, 0, len(c.Upstreams))
 	for name := range c.Upstreams {
@@ -159,6 +197,9 @@ func (v *checker) upstreams(c *Config) {
 		v.oneOf(key+".cache", u.Cache, "auto", "always", "never")
 		v.oneOf(key+".batch", u.Batch, "", "openai-embeddings")
 		v.seconds(key+".timeout", u.Timeout)
+		if u.RateLimit != (RateLimitOverride{}) {
+			v.upstreamRateLimit(c, name, key)
+		}
 		if u.APIKeyEnv != "" && !envNameRE.MatchString(u.APIKeyEnv) {
 			v.add(key+".api_key_env", "", "%s.api_key_env (%q) is not an environment variable name", key, u.APIKeyEnv)
 		}

@@ -130,7 +130,7 @@ func (a *Actor) start(ctx actor.Context) {
 
 	cfg, now := a.d.Live.Load(), a.d.Clock.Now()
 	a.enabled = cfg.EnableAdvancedOptimization
-	settings := SettingsFrom(cfg.RateLimit)
+	settings := SettingsFrom(cfg.RateLimitFor(a.d.Upstream))
 	if m := a.saved.Swap(nil); m != nil {
 		b, bg := m.bucket, m.budget
 		a.bucket, a.budget = &b, &bg
@@ -287,7 +287,7 @@ func (a *Actor) apply(ctx actor.Context, cfg *conf.Config) {
 		a.enabled = cfg.EnableAdvancedOptimization
 		a.log.Info().Bool("enabled", a.enabled).Msg("rate limiter switched by enable_advanced_optimization")
 	}
-	if s := SettingsFrom(cfg.RateLimit); s != a.bucket.Settings() {
+	if s := SettingsFrom(cfg.RateLimitFor(a.d.Upstream)); s != a.bucket.Settings() {
 		a.d.Reservoir.empty() // refilled below at the new rate
 		now := a.d.Clock.Now()
 		a.logChange(a.bucket.Configure(now, s))

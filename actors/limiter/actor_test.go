@@ -19,6 +19,7 @@ import (
 )
 
 type fixture struct {
+	name   string // limiter/UPSTREAM
 	system *actor.ActorSystem
 	pid    *actor.PID
 	live   *conf.Live
@@ -41,7 +42,14 @@ func testConfig(mut func(*conf.Config)) *conf.Config {
 
 func start(t *testing.T, cfg *conf.Config) *fixture {
 	t.Helper()
+	return startFor(t, cfg, "sim", nil)
+}
+
+// startFor starts limiter/UPSTREAM, with r as its reservoir when not nil.
+func startFor(t *testing.T, cfg *conf.Config, upstream string, r *Reservoir) *fixture {
+	t.Helper()
 	f := &fixture{
+		name:   "limiter/" + upstream,
 		system: actortest.NewSystem(t),
 		live:   conf.NewLive(cfg),
 		clock:  clock.NewFake(t0),
@@ -49,8 +57,8 @@ func start(t *testing.T, cfg *conf.Config) *fixture {
 		logs:   &actortest.SyncBuffer{},
 	}
 	f.pid = actortest.Spawn(t, f.system, actortest.Panicky(Props(Deps{
-		Name: "limiter/sim", Upstream: "sim", Live: f.live, Clock: f.clock,
-		Log: zerolog.New(f.logs), Metrics: f.set,
+		Name: f.name, Upstream: upstream, Live: f.live, Clock: f.clock,
+		Log: zerolog.New(f.logs), Metrics: f.set, Reservoir: r,
 	})))
 	f.probe, f.ch = actortest.Probe(t, f.system)
 	return f
@@ -71,7 +79,7 @@ func (f *fixture) acquire(id uint64, priority int) {
 func (f *fixture) apply(t *testing.T, cfg *conf.Config) {
 	t.Helper()
 	f.live.Store(cfg)
-	if r := actortest.Ask[*messages.ConfigApplied](t, f.system, f.pid, &messages.ApplyConfig{Config: cfg}); r.Err != "" || r.Actor != "limiter/sim" {
+	if r := actortest.Ask[*messages.ConfigApplied](t, f.system, f.pid, &messages.ApplyConfig{Config: cfg}); r.Err != "" || r.Actor != f.name {
 		t.Fatalf("ConfigApplied %+v", r)
 	}
 }

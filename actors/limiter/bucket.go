@@ -16,7 +16,8 @@ type Settings struct {
 	Burst            int           // bucket depth
 }
 
-// SettingsFrom reads the rate_limit section.
+// SettingsFrom reads a rate_limit section (for an upstream: the effective
+// one, conf.Config.RateLimitFor).
 func SettingsFrom(r conf.RateLimit) Settings {
 	return Settings{
 		InitialRate: r.InitialRate, MinRate: r.MinRate, MaxRate: r.MaxRate,

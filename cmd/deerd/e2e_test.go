@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -36,14 +37,16 @@ func TestCheckConfig(t *testing.T) {
 	unknownKey := writeFile(t, "unknown.toml", "[batch_processing]\nbatch_sizee = 15\n")
 	outOfRange := writeFile(t, "range.toml", "[rate_limit]\nmin_rate = 500.0\n")
 	badSyntax := writeFile(t, "syntax.toml", "[rate_limit\n")
+	everyProblem := writeFile(t, "every.toml", "# problems on several lines\ndebug_mode = \"yes\"\n[batch_processing]\nbatch_sizee = 15\nbatch_timeout = \"1s\"\n")
 	missing := filepath.Join(t.TempDir(), "absent.toml")
 	cases := []struct {
-		name string
-		dir  string // working directory; "" is a new empty one
-		env  []string
-		args []string
-		code int
-		want []string // in the output (stdout and stderr)
+		name    string
+		dir     string // working directory; "" is a new empty one
+		env     []string
+		args    []string
+		code    int
+		want    []string // in the output (stdout and stderr)
+		wantNot []string // not in it
 	}{
 		{name: "shipped file", dir: repoRoot, args: []string{"--check-config"}, code: 0, want: []string{"configuration is valid"}},
 		{name: "production profile", dir: repoRoot, args: []string{"--check-config", "--profile", "production"}, code: 0},
@@ -64,6 +67,18 @@ func TestCheckConfig(t *testing.T) {
 			want: []string{`"nope"`, "production"}},
 		{name: "unknown profile without --check-config", dir: repoRoot, args: []string{"--profile", "nope"}, code: 1,
 			want: []string{`"nope"`}},
+		{name: "misspelled env var: a warning, still valid", env: []string{"DEER_MAX_WORKRS=5", "DEER_BASE_URL=http://127.0.0.1:8000/v1"},
+			args: []string{"--check-config"}, code: 0, want: []string{"configuration is valid\nwarnings",
+				"unknown variable DEER_MAX_WORKRS is ignored (did you mean DEER_MAX_WORKERS?)"}, wantNot: []string{"DEER_BASE_URL"}},
+		{name: "every problem of every stage", env: []string{"DEER_MAX_WORKERS=ten", "DEER_MIN_RATE=500", "DEER_COLOUR=1"},
+			args: []string{"--check-config", "--config", everyProblem}, code: 1, want: []string{
+				everyProblem + `:2:15: debug_mode: expected true or false, got the string "yes"`,
+				everyProblem + ":4: unknown key batch_processing.batch_sizee (did you mean batch_processing.batch_size?)",
+				everyProblem + `:5:18: batch_processing.batch_timeout: expected a number, got the string "1s"`,
+				`DEER_MAX_WORKERS (parallel_execution.max_workers): "ten" is not an integer`,
+				"rate_limit.min_rate (500) must be <= rate_limit.max_rate (100) (from DEER_MIN_RATE)",
+				"warnings (deerd starts, and logs each):\n  - unknown variable DEER_COLOUR is ignored\n",
+			}},
 		{name: "bad --addr", args: []string{"--check-config", "--addr", "nowhere"}, code: 1, want: []string{"server.addr"}},
 		{name: "unknown flag", args: []string{"--nope"}, code: 2, want: []string{"nope"}},
 		{name: "stray argument", args: []string{"--check-config", "extra"}, code: 2, want: []string{"extra"}},
@@ -82,6 +97,11 @@ func TestCheckConfig(t *testing.T) {
 			for _, w := range tc.want {
 				if !strings.Contains(res.output(), w) {
 					t.Errorf("output does not name %q:\n%s", w, res.output())
+				}
+			}
+			for _, w := range tc.wantNot {
+				if strings.Contains(res.output(), w) {
+					t.Errorf("output names %q:\n%s", w, res.output())
 				}
 			}
 		})
@@ -261,9 +281,38 @@ func TestServeLifecycle(t *testing.T) {
 	if res.code != 0 {
 		t.Errorf("exit code after SIGTERM = %d, want 0", res.code)
 	}
-	checkLogs(t, res.stderr, "deerd listening", "shutting down", "stopped")
+	checkLogs(t, res.stderr, "deerd listening", "shutting down", "tasks drained", "stopped")
+	checkShutdownOnce(t, res.stderr)
 	if res.stdout != "" {
 		t.Errorf("deerd wrote to stdout while serving:\n%s", res.stdout)
+	}
+}
+
+// checkShutdownOnce checks that no line from "shutting down" on is logged
+// twice (by the same actor, for the same upstream): deerd and the runtime
+// it stops both take part in the shutdown, and each step is said once.
+// Per-task lines are left out (each names its own task).
+func checkShutdownOnce(t *testing.T, stderr string) {
+	t.Helper()
+	seen, shutting := map[string]int{}, false
+	for _, line := range strings.Split(strings.TrimRight(stderr, "\n"), "\n") {
+		var rec struct {
+			Message, Actor, Upstream, Task string
+		}
+		if json.Unmarshal([]byte(line), &rec) != nil || rec.Task != "" {
+			continue
+		}
+		shutting = shutting || rec.Message == "shutting down"
+		if !shutting {
+			continue
+		}
+		key := strings.TrimSpace(rec.Message + " " + rec.Actor + " " + rec.Upstream)
+		if seen[key]++; seen[key] == 2 {
+			t.Errorf("logged twice during shutdown: %q:\n%s", key, stderr)
+		}
+	}
+	if !shutting {
+		t.Errorf("no \"shutting down\" line:\n%s", stderr)
 	}
 }
 
@@ -404,4 +453,64 @@ func TestAddressHeldByAnotherProgram(t *testing.T) {
 	if res.code == 0 || !strings.Contains(res.stderr, ln.Addr().String()) {
 		t.Errorf("exit %d, want non-zero naming %s:\n%s", res.code, ln.Addr(), res.output())
 	}
+}
+
+// TestUpstreamRateLimitAndEnvTypos: a misspelled DEER_* variable is
+// warned about once at start and changes nothing; an upstream's
+// rate_limit table reaches its limiter, shows in GET /config and changes
+// live through POST /config, while the rest of the upstream does not.
+func TestUpstreamRateLimitAndEnvTypos(t *testing.T) {
+	t.Parallel()
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	t.Cleanup(up.Close)
+	cfg := writeFile(t, "deer.toml", `[upstreams.up]
+base_url = "`+up.URL+`"
+[upstreams.up.rate_limit]
+max_rate = 400.0
+`)
+	s := startDeerd(t, cleanEnv(t, "DEER_MAX_WORKRS=5"), "--config", cfg)
+
+	var warned int
+	for _, line := range strings.Split(s.stderr.String(), "\n") {
+		var rec struct{ Level, Env, Message string }
+		if json.Unmarshal([]byte(line), &rec) == nil && rec.Env == "DEER_MAX_WORKRS" {
+			warned++
+			if rec.Level != "warn" || rec.Message != "unknown variable DEER_MAX_WORKRS is ignored (did you mean DEER_MAX_WORKERS?)" {
+				t.Errorf("warning: %s", line)
+			}
+		}
+	}
+	if warned != 1 {
+		t.Errorf("%d warnings about DEER_MAX_WORKRS, want 1:\n%s", warned, s.stderr)
+	}
+	limiter := func() map[string]any {
+		return at(t, s.getJSON("/metrics", http.StatusOK), "advanced_optimizations.rate_limiter.upstreams.up").(map[string]any)
+	}
+	if w := at(t, s.getJSON("/metrics", http.StatusOK), "advanced_optimizations.parallel_executor.workers"); w != 20.0 {
+		t.Errorf("workers = %v, want the default 20: the misspelled variable must not apply", w)
+	}
+	if l := limiter(); l["max_rate"] != 400.0 || l["min_rate"] != 1.0 {
+		t.Errorf("limiter/up: %v, want max_rate 400 from the upstream, min_rate 1 from rate_limit", l)
+	}
+	if got := at(t, s.getJSON("/config", http.StatusOK), "configuration.upstreams.up.rate_limit"); !reflect.DeepEqual(got, map[string]any{"max_rate": 400.0}) {
+		t.Errorf("GET /config upstreams.up.rate_limit = %v", got)
+	}
+
+	if resp, body := s.do(http.MethodPost, "/config", `{"upstreams": {"up": {"rate_limit": {"max_rate": 600, "burst_allowance": 70}}}}`); resp.StatusCode != http.StatusOK {
+		t.Fatalf("POST /config upstreams.up.rate_limit = %d: %s", resp.StatusCode, body)
+	}
+	if l := limiter(); l["max_rate"] != 600.0 || l["burst_allowance"] != 70.0 {
+		t.Errorf("limiter/up after POST /config: %v", l)
+	}
+	resp, body := s.do(http.MethodPost, "/config", `{"upstreams": {"up": {"timeout": 5}}}`)
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), "requires a restart") {
+		t.Errorf("POST /config upstreams.up.timeout = %d: %s", resp.StatusCode, body)
+	}
+
+	res := s.stop()
+	if res.code != 0 {
+		t.Errorf("exit code after SIGTERM = %d, want 0", res.code)
+	}
+	checkLogs(t, res.stderr, "shutting down", "tasks drained", "stopped")
+	checkShutdownOnce(t, res.stderr)
 }

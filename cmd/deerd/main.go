@@ -44,17 +44,28 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 
-	cfg, err := loadConfig(*configPath, *profile, *addr)
+	cfg, warnings, err := loadConfig(*configPath, *profile, *addr)
 	if *check {
+		// Warnings do not fail the check: deerd starts with them. They are
+		// listed all the same, marked, so a typo does not go unseen.
 		if err != nil {
-			fmt.Fprintf(stdout, "configuration is invalid:\n%s\n", listProblems(err))
+			fmt.Fprintf(stdout, "configuration is invalid:\n%s", listProblems(err))
+		} else {
+			fmt.Fprintln(stdout, "configuration is valid")
+		}
+		if len(warnings) > 0 {
+			fmt.Fprintf(stdout, "warnings (deerd starts, and logs each):\n%s", listProblems(warnings))
+		}
+		if err != nil {
 			return 1
 		}
-		fmt.Fprintln(stdout, "configuration is valid")
 		return 0
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "deerd: invalid configuration:\n%s", listProblems(err))
+		if len(warnings) > 0 {
+			fmt.Fprintf(stderr, "deerd: warnings:\n%s", listProblems(warnings))
+		}
 		return 1
 	}
 	if *printCfg {
@@ -66,27 +77,28 @@ func run(args []string, stdout, stderr io.Writer) int {
 		_, _ = stdout.Write(out)
 		return 0
 	}
-	return serve(cfg, stderr)
+	return serve(cfg, warnings, stderr)
 }
 
 // loadConfig layers defaults < profile < file < env, then the --addr flag.
-func loadConfig(path, profile, addr string) (*conf.Config, error) {
+// warnings are the DEER_* variables deer does not read.
+func loadConfig(path, profile, addr string) (cfg *conf.Config, warnings conf.FieldErrors, err error) {
 	if path == "" {
-		if _, err := os.Stat("conf/deer.toml"); err == nil {
-			path = "conf/deer.toml"
+		if _, err := os.Stat(conf.DefaultPath); err == nil {
+			path = conf.DefaultPath
 		}
 	}
-	cfg, err := conf.Load(conf.LoadOptions{ConfigPath: path, Profile: profile, Lookup: os.LookupEnv})
-	if err != nil {
-		return nil, err
+	l := conf.LoadAll(conf.LoadOptions{ConfigPath: path, Profile: profile, Lookup: os.LookupEnv, Environ: os.Environ})
+	if len(l.Problems) > 0 {
+		return nil, l.Warnings, l.Problems
 	}
 	if addr != "" {
-		cfg.Server.Addr = addr
-		if err := cfg.Validate(); err != nil {
-			return nil, err
+		l.Config.Server.Addr = addr
+		if err := l.Config.Validate(); err != nil {
+			return nil, l.Warnings, err
 		}
 	}
-	return cfg, nil
+	return l.Config, l.Warnings, nil
 }
 
 func listProblems(err error) string {
@@ -101,8 +113,11 @@ func listProblems(err error) string {
 	return "  - " + err.Error() + "\n"
 }
 
-func serve(cfg *conf.Config, stderr io.Writer) int {
+func serve(cfg *conf.Config, warnings conf.FieldErrors, stderr io.Writer) int {
 	log, levels := logging.New(stderr, cfg.DebugMode)
+	for _, w := range warnings {
+		log.Warn().Str("env", w.Env).Msg(w.Error())
+	}
 	setLevel := func(debug bool) { levels.SetLevel(logging.LevelFor(debug)) }
 
 	// Listen before starting the actors, so a taken port fails fast.
@@ -142,16 +157,14 @@ func serve(cfg *conf.Config, stderr io.Writer) int {
 		code = 1
 	}
 	// Stop taking work (new requests get 503), let queued and running tasks
-	// finish so their callers get answers, then close the listener.
+	// finish so their callers get answers, then close the listener. The
+	// drain is not logged here: rt.Stop drains too (a second drain answers
+	// at once with the first one's outcome) and logs the outcome, once.
 	draining.Store(true)
 	api.SetDraining(true)
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
-	if d, err := rt.Drain(shutdownCtx); err != nil {
-		log.Warn().Err(err).Msg("draining tasks did not finish")
-	} else {
-		log.Info().Int("finished", d.Finished).Int("abandoned", d.Abandoned).Msg("tasks drained")
-	}
+	_, _ = rt.Drain(shutdownCtx)
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		log.Warn().Err(err).Msg("HTTP shutdown did not finish in time")
 	}

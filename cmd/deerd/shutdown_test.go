@@ -80,7 +80,7 @@ func (c call) cleanRefusal() bool {
 // accepted (20 at the upstream, 80 queued) answers every one of them in
 // full; work arriving after the signal is refused with a clean 503
 // shutting_down until the listener closes; deerd exits 0 and logs the drain
-// with nothing abandoned.
+// with nothing abandoned, once, like every other shutdown line.
 func TestShutdownUnderLoadLosesNothing(t *testing.T) {
 	t.Parallel()
 	const n = 100
@@ -203,6 +203,7 @@ models = ["up-model"]
 		int64(len(lateAnswers))+refusedLate.Load(), unconnected.Load(), connErr)
 
 	checkLogs(t, res.stderr, "deerd listening", "shutting down", "tasks drained", "stopped")
+	checkShutdownOnce(t, res.stderr)
 	var drained *struct{ Finished, Abandoned int }
 	for _, line := range strings.Split(res.stderr, "\n") {
 		var rec struct {
