@@ -136,6 +136,9 @@ func WithSupervisionPolicy(p supervisor.Policy) Option {
 // Start validates cfg, builds the actor system and the supervision tree, and
 // returns once every actor answers. cfg becomes the startup configuration
 // that POST /config/reset returns to; the caller must not modify it after.
+// A builtin upstream whose base_url has port 0 is served on an ephemeral
+// port, and the runtime's configuration (a copy: cfg is left as it is)
+// carries the real address: Config and StartupConfig show it.
 func Start(ctx context.Context, cfg *conf.Config, opts ...Option) (*Runtime, error) {
 	if cfg == nil {
 		cfg = conf.Default()
@@ -158,6 +161,13 @@ func Start(ctx context.Context, cfg *conf.Config, opts ...Option) (*Runtime, err
 	policy := supervisor.DefaultPolicy()
 	if o.policy != nil {
 		policy = *o.policy
+	}
+
+	// The simulators first: a port 0 becomes a real one in the
+	// configuration every actor reads.
+	cfg, builtins, err := hostBuiltins(cfg, *o.log)
+	if err != nil {
+		return nil, err
 	}
 
 	rt := &Runtime{
@@ -206,12 +216,6 @@ func Start(ctx context.Context, cfg *conf.Config, opts ...Option) (*Runtime, err
 		rt.poolStats[name] = &pool.Published{}
 	}
 	rt.countDeadLetters()
-	builtins, err := hostBuiltins(cfg, rt.log)
-	if err != nil {
-		rt.system.Shutdown()
-		rt.dispatcher.Close()
-		return nil, err
-	}
 	rt.builtins = builtins
 
 	var expected []string
