@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -61,6 +62,9 @@ type Runtime struct {
 	boxes      *reply.Boxes
 	board      *breaker.Board // the breakers' states, read by workers
 	cacheFront *cache.Front   // cache/l1's store, read by the router at admission
+	// keyless maps the upstreams whose api_key_env was unset at start to
+	// that variable: their tasks are refused at submission. Fixed at start.
+	keyless map[string]string
 	// reservoirs hold each upstream's tokens granted ahead of demand, taken
 	// by workers without a message; fixed at start like the upstreams.
 	reservoirs map[string]*limiter.Reservoir
@@ -217,6 +221,8 @@ func Start(ctx context.Context, cfg *conf.Config, opts ...Option) (*Runtime, err
 	}
 	rt.countDeadLetters()
 	rt.builtins = builtins
+	rt.keyless = missingKeys(cfg, os.Getenv)
+	warnMissingKeys(rt.log, rt.keyless)
 
 	var expected []string
 	rt.root, expected = rt.spawnTree(policy, o.extra)

@@ -117,6 +117,7 @@ func (rt *Runtime) upstreamActors() []supervisor.ChildSpec {
 			supervisor.ChildSpec{Name: "pool/" + name, Props: pool.Props(pool.Deps{
 				Name: "pool/" + name, Upstream: name, Live: rt.live, Clock: rt.clock, Log: rt.log, Metrics: rt.set,
 				RoundTripper: rt.rtrip, Published: rt.poolStats[name], Lane: rt.lanes[name],
+				KeyMissing: rt.keyless[name],
 			})},
 			supervisor.ChildSpec{Name: "limiter/" + name, Props: limiter.Props(limiter.Deps{
 				Name: "limiter/" + name, Upstream: name, Live: rt.live, Clock: rt.clock, Log: rt.log, Metrics: rt.set,
