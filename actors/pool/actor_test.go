@@ -166,8 +166,9 @@ func TestKeylessUpstreamIsNotWarmed(t *testing.T) {
 	srv, cc := newServer(t, http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
 	warmCfg := func(c *conf.Config) { c.ConnectionPool.InitialConnections = 3 }
 	f := startDeps(t, testConfig(srv.URL, warmCfg), func(d *Deps) { d.KeyMissing = "DEER_POOL_TEST_KEY" })
-	f.stats(t)                                                                                               // Started has run
-	f.apply(t, testConfig(srv.URL, func(c *conf.Config) { warmCfg(c); c.ConnectionPool.IdleTimeout = 120 })) // a new transport
+	f.stats(t) // Started has run
+	// A new transport, which would warm again.
+	f.apply(t, testConfig(srv.URL, func(c *conf.Config) { warmCfg(c); c.ConnectionPool.IdleTimeout = 120 }))
 
 	keyedSrv, keyedCC := newServer(t, http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
 	keyed := start(t, testConfig(keyedSrv.URL, warmCfg))
