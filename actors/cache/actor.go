@@ -339,7 +339,7 @@ func (a *Actor) open() {
 			if errors.Is(err, ErrLocked) {
 				// Expected with a second deerd on the machine: it serves,
 				// without L3, and says how to give it its own.
-				a.log.Warn().Err(err).Dur("retry_every", a.set.cleanup).
+				a.log.Warn().Err(err).Str("retry_every", a.set.cleanup.String()).
 					Msg("l3 store unavailable: serving with L1 and L2 only; tried again every cache.cleanup_interval")
 			} else {
 				a.log.Error().Err(err).Msg("l3 store unavailable; serving misses")
