@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -61,6 +62,9 @@ type Runtime struct {
 	boxes      *reply.Boxes
 	board      *breaker.Board // the breakers' states, read by workers
 	cacheFront *cache.Front   // cache/l1's store, read by the router at admission
+	// keyless maps the upstreams whose api_key_env was unset at start to
+	// that variable: their tasks are refused at submission. Fixed at start.
+	keyless map[string]string
 	// reservoirs hold each upstream's tokens granted ahead of demand, taken
 	// by workers without a message; fixed at start like the upstreams.
 	reservoirs map[string]*limiter.Reservoir
@@ -136,6 +140,9 @@ func WithSupervisionPolicy(p supervisor.Policy) Option {
 // Start validates cfg, builds the actor system and the supervision tree, and
 // returns once every actor answers. cfg becomes the startup configuration
 // that POST /config/reset returns to; the caller must not modify it after.
+// A builtin upstream whose base_url has port 0 is served on an ephemeral
+// port, and the runtime's configuration (a copy: cfg is left as it is)
+// carries the real address: Config and StartupConfig show it.
 func Start(ctx context.Context, cfg *conf.Config, opts ...Option) (*Runtime, error) {
 	if cfg == nil {
 		cfg = conf.Default()
@@ -158,6 +165,13 @@ func Start(ctx context.Context, cfg *conf.Config, opts ...Option) (*Runtime, err
 	policy := supervisor.DefaultPolicy()
 	if o.policy != nil {
 		policy = *o.policy
+	}
+
+	// The simulators first: a port 0 becomes a real one in the
+	// configuration every actor reads.
+	cfg, builtins, err := hostBuiltins(cfg, *o.log)
+	if err != nil {
+		return nil, err
 	}
 
 	rt := &Runtime{
@@ -206,13 +220,9 @@ func Start(ctx context.Context, cfg *conf.Config, opts ...Option) (*Runtime, err
 		rt.poolStats[name] = &pool.Published{}
 	}
 	rt.countDeadLetters()
-	builtins, err := hostBuiltins(cfg, rt.log)
-	if err != nil {
-		rt.system.Shutdown()
-		rt.dispatcher.Close()
-		return nil, err
-	}
 	rt.builtins = builtins
+	rt.keyless = missingKeys(cfg, os.Getenv)
+	warnMissingKeys(rt.log, rt.keyless)
 
 	var expected []string
 	rt.root, expected = rt.spawnTree(policy, o.extra)

@@ -88,14 +88,18 @@ func taskConfig(t testing.TB, u *upstream) *conf.Config {
 	unlimited(cfg)
 	// Identical calls here test the queue and workers, each on its own: the
 	// cache and coalescing (cachepath_test.go) stay out of the way.
-	cfg.Upstreams = map[string]conf.Upstream{"up": {BaseURL: u.srv.URL, Cache: "never", Timeout: 60, APIKeyEnv: "DEER_TEST_UP_KEY"}}
+	cfg.Upstreams = map[string]conf.Upstream{"up": {BaseURL: u.srv.URL, Cache: "never", Timeout: 60}}
 	return cfg
 }
 
 func TestSubmitRunsATaskOnTheUpstream(t *testing.T) {
 	t.Setenv("DEER_TEST_UP_KEY", "k-123")
 	u := newUpstream(t)
-	rt := start(t, taskConfig(t, u))
+	cfg := taskConfig(t, u)
+	up := cfg.Upstreams["up"]
+	up.APIKeyEnv = "DEER_TEST_UP_KEY" // the caller's Authorization is replaced by it
+	cfg.Upstreams["up"] = up
+	rt := start(t, cfg)
 	res, err := rt.Submit(context.Background(), &messages.Task{
 		Upstream: "up", Method: "POST", Path: "/v1/echo", Body: []byte(`{"x":1}`),
 		Header: map[string][]string{"Authorization": {"Bearer caller-must-not-pass"}},

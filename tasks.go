@@ -56,6 +56,9 @@ func (rt *Runtime) submit(ctx context.Context, task *messages.Task, async bool) 
 	if task.ID == "" {
 		task.ID = taskid.New() // known here, so a caller that gives up can cancel it
 	}
+	if res := rt.refuseKeyless(task); res != nil {
+		return res, nil
+	}
 	box := rt.boxes.Get()
 	rt.system.Root.Send(routerPID, &messages.SubmitTask{Task: task, ReplyTo: box.PID(), Async: async})
 	select {

@@ -117,6 +117,7 @@ func (rt *Runtime) upstreamActors() []supervisor.ChildSpec {
 			supervisor.ChildSpec{Name: "pool/" + name, Props: pool.Props(pool.Deps{
 				Name: "pool/" + name, Upstream: name, Live: rt.live, Clock: rt.clock, Log: rt.log, Metrics: rt.set,
 				RoundTripper: rt.rtrip, Published: rt.poolStats[name], Lane: rt.lanes[name],
+				KeyMissing: rt.keyless[name],
 			})},
 			supervisor.ChildSpec{Name: "limiter/" + name, Props: limiter.Props(limiter.Deps{
 				Name: "limiter/" + name, Upstream: name, Live: rt.live, Clock: rt.clock, Log: rt.log, Metrics: rt.set,
@@ -168,12 +169,20 @@ func (rt *Runtime) cacheActors() []supervisor.ChildSpec {
 // port is an error naming the upstream and the address (SPEC §3: two deerd
 // processes must not fight over one simulator port), and nothing is left
 // serving.
-func hostBuiltins(cfg *conf.Config, log zerolog.Logger) ([]*sim.Hosted, error) {
+//
+// Port 0 binds an ephemeral port (the default in conf/deer.toml: the
+// simulator is internal, so a second deerd on the machine just works). The
+// configuration returned then carries the real address in that base_url:
+// it is the one the runtime uses, so the pool dials the right port, GET
+// /config shows it and POST /config/reset keeps it. cfg itself is never
+// modified; without a port 0 it is returned as it is.
+func hostBuiltins(cfg *conf.Config, log zerolog.Logger) (*conf.Config, []*sim.Hosted, error) {
 	var hosted []*sim.Hosted
-	fail := func(err error) ([]*sim.Hosted, error) {
+	fail := func(err error) (*conf.Config, []*sim.Hosted, error) {
 		closeBuiltins(context.Background(), hosted, log)
-		return nil, err
+		return nil, nil, err
 	}
+	effective := cfg
 	for _, name := range sortedKeys(cfg.Upstreams) {
 		up := cfg.Upstreams[name]
 		if !up.Builtin {
@@ -192,9 +201,18 @@ func hostBuiltins(cfg *conf.Config, log zerolog.Logger) ([]*sim.Hosted, error) {
 			return fail(fmt.Errorf("upstreams.%s.builtin: cannot serve the simulator: %w", name, err))
 		}
 		hosted = append(hosted, h)
-		log.Info().Str("upstream", name).Str("addr", h.Addr()).Msg("serving the built-in simulator")
+		if u.Port() == "0" {
+			if effective == cfg {
+				effective = cfg.Clone()
+			}
+			u.Host = h.Addr()
+			up.BaseURL = u.String()
+			effective.Upstreams[name] = up
+		}
+		log.Info().Str("upstream", name).Str("addr", h.Addr()).Str("base_url", up.BaseURL).
+			Msg("serving the built-in simulator")
 	}
-	return hosted, nil
+	return effective, hosted, nil
 }
 
 // closeBuiltins stops the simulators, giving each at most 5 s.

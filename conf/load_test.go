@@ -82,7 +82,7 @@ func TestShippedFiles(t *testing.T) {
 				}
 				if path != "" {
 					sim, openai := c.Upstreams["sim"], c.Upstreams["openai"]
-					if c.DefaultUpstream != "sim" || !sim.Builtin || sim.BaseURL != "http://127.0.0.1:8001" ||
+					if c.DefaultUpstream != "sim" || !sim.Builtin || sim.BaseURL != "http://127.0.0.1:0" ||
 						sim.Batch != "openai-embeddings" || openai.APIKeyEnv != "OPENAI_API_KEY" || openai.BaseURL != "https://api.openai.com" {
 						t.Errorf("upstreams: %+v, default %q", c.Upstreams, c.DefaultUpstream)
 					}

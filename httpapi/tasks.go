@@ -281,7 +281,7 @@ func failureStatus(code string) int {
 	switch code {
 	case messages.CodeQueueFull:
 		return http.StatusTooManyRequests
-	case messages.CodeShuttingDown, messages.CodeCircuitOpen:
+	case messages.CodeShuttingDown, messages.CodeCircuitOpen, messages.CodeKeyMissing:
 		return http.StatusServiceUnavailable
 	case messages.CodeUnknownTarget:
 		return http.StatusNotFound
@@ -304,7 +304,8 @@ func refused(res *messages.TaskResult) bool {
 		return false
 	}
 	switch res.Err.Code {
-	case messages.CodeQueueFull, messages.CodeShuttingDown, messages.CodeUnknownTarget, messages.CodeBadRequest:
+	case messages.CodeQueueFull, messages.CodeShuttingDown, messages.CodeUnknownTarget, messages.CodeBadRequest,
+		messages.CodeKeyMissing:
 		return true
 	}
 	return false

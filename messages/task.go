@@ -155,6 +155,9 @@ const (
 	CodeClientClosed  = "client_closed"    // 499: the caller went away (hung up, or stopped reading a stream)
 	CodeInternal      = "internal_error"   // 500: the task crashed its actor repeatedly
 	CodeCircuitOpen   = "circuit_open"     // 503
+	// CodeKeyMissing: the upstream's api_key_env names a variable that was
+	// unset when deer started; the task was refused without a call. 503.
+	CodeKeyMissing = "upstream_key_missing"
 )
 
 // TaskError says why a task failed.

@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -66,6 +67,7 @@ type Actor struct {
 
 	store   backend // nil until opened; stays nil while L3 cannot open
 	openErr error   // why L3 could not open
+	tried   bool    // L3 has tried to open once: later tries do not wait for the lock
 	ioErr   error   // the last L3 read or write failure, until one succeeds
 	l3Dir   string  // where L3 is open: cache.l3_path changes apply on restart
 
@@ -321,14 +323,32 @@ func (a *Actor) open() {
 		a.store = memory{NewStore(a.set.size, a.set.policy)}
 		return
 	}
-	ds, err := OpenDisk(a.set.l3Path, a.set.size, a.set.policy, a.d.Clock.Now())
+	// The first try waits for a lock that a deerd shutting down is about to
+	// release; retries (cleanup ticks, ApplyConfig) do not wait, so they
+	// neither hold up lookups nor make a configuration change late.
+	wait := openTimeout
+	if a.tried {
+		wait = time.Nanosecond
+	}
+	a.tried = true
+	available := a.d.Metrics.GetOrCreateGauge("deer_cache_l3_available", nil)
+	ds, err := openDiskWait(a.set.l3Path, a.set.size, a.set.policy, a.d.Clock.Now(), wait)
 	if err != nil {
+		available.Set(0)
 		if a.openErr == nil || a.openErr.Error() != err.Error() {
-			a.log.Error().Err(err).Msg("l3 store unavailable; serving misses")
+			if errors.Is(err, ErrLocked) {
+				// Expected with a second deerd on the machine: it serves,
+				// without L3, and says how to give it its own.
+				a.log.Warn().Err(err).Str("retry_every", a.set.cleanup.String()).
+					Msg("l3 store unavailable: serving with L1 and L2 only; tried again every cache.cleanup_interval")
+			} else {
+				a.log.Error().Err(err).Msg("l3 store unavailable; serving misses")
+			}
 		}
 		a.openErr = err
 		return
 	}
+	available.Set(1)
 	a.store, a.openErr, a.l3Dir = disk{ds}, nil, a.set.l3Path
 	a.log.Info().Str("path", a.l3Dir).Int("entries", ds.Index().Len()).Msg("l3 store open")
 }

@@ -28,6 +28,10 @@ const flushAfter = 512
 // on the same cache.l3_path fails to open instead of hanging the actor.
 const openTimeout = time.Second
 
+// ErrLocked is wrapped by OpenDisk's error when another process (a second
+// deerd on the same cache.l3_path) holds the store's file lock.
+var ErrLocked = errors.New("locked by another process")
+
 // DiskStore is the persistent L3 tier: values live in a bbolt file, and the
 // index of keys with their expiry and eviction metadata lives in a Store,
 // so that the size bound and the policy work exactly as in memory. Puts,
@@ -53,8 +57,14 @@ type pendingOp struct {
 
 // OpenDisk opens (creating it if needed) the store in dir, which is
 // cache.l3_path, loads its index, drops what expired by now and evicts what
-// no longer fits capacity. Errors name cache.l3_path.
+// no longer fits capacity. Errors name cache.l3_path; a store another
+// process holds is ErrLocked after openTimeout.
 func OpenDisk(dir string, capacity int, p Policy, now time.Time) (*DiskStore, error) {
+	return openDiskWait(dir, capacity, p, now, openTimeout)
+}
+
+// openDiskWait is OpenDisk waiting at most lockWait (> 0) for the file lock.
+func openDiskWait(dir string, capacity int, p Policy, now time.Time, lockWait time.Duration) (*DiskStore, error) {
 	if dir == "" {
 		return nil, errors.New("cache.l3_path is empty")
 	}
@@ -62,10 +72,11 @@ func OpenDisk(dir string, capacity int, p Policy, now time.Time) (*DiskStore, er
 		return nil, fmt.Errorf("cache.l3_path %q: %w", dir, err)
 	}
 	file := filepath.Join(dir, DBFile)
-	db, err := bbolt.Open(file, 0o600, &bbolt.Options{Timeout: openTimeout})
+	db, err := bbolt.Open(file, 0o600, &bbolt.Options{Timeout: lockWait})
 	if err != nil {
 		if errors.Is(err, bbolt.ErrTimeout) {
-			err = fmt.Errorf("%w: %s is locked by another process", err, file)
+			return nil, fmt.Errorf("cache.l3_path %q: %s is %w (another deerd?); give each process its own cache.l3_path (DEER_L3_PATH)",
+				dir, file, ErrLocked)
 		}
 		return nil, fmt.Errorf("cache.l3_path %q: %w", dir, err)
 	}

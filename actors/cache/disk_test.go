@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -139,7 +140,15 @@ func TestDiskSecondOpenFailsInsteadOfHanging(t *testing.T) {
 	d := openDisk(t, dir, 10, LRU, t0)
 	defer d.Close()
 	_, err := OpenDisk(dir, 10, LRU, t0)
-	if err == nil || !strings.Contains(err.Error(), "locked") {
-		t.Fatalf("second open error = %v", err)
+	if !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), "cache.l3_path") || !strings.Contains(err.Error(), "DEER_L3_PATH") {
+		t.Fatalf("second open error = %v, want ErrLocked naming cache.l3_path and DEER_L3_PATH", err)
+	}
+	// A retry does not wait out openTimeout.
+	start := time.Now()
+	if _, err := openDiskWait(dir, 10, LRU, t0, time.Nanosecond); !errors.Is(err, ErrLocked) {
+		t.Fatalf("retry error = %v", err)
+	}
+	if took := time.Since(start); took >= openTimeout/2 {
+		t.Errorf("a retry waited %v for the lock", took)
 	}
 }

@@ -39,6 +39,11 @@ type Deps struct {
 	// workers to lease without a message (single-endpoint upstreams only).
 	// It outlives restarts, as the leases taken from it do.
 	Lane *Lane
+	// KeyMissing, when not empty, is the upstream's api_key_env variable,
+	// unset at start: the pool opens no connections ahead of demand (no
+	// dial to a provider that would refuse every call; deer refuses its
+	// tasks at submission) and reports itself disabled, saying why.
+	KeyMissing string
 }
 
 // Props builds pool/UPSTREAM. Each incarnation (first start and every
@@ -222,7 +227,7 @@ func (a *Actor) rebuild() {
 	a.warmConns = 0
 
 	n := min(a.cp.InitialConnections, a.cp.MaxConnections)
-	if !a.hasUpstream || a.upstream.BaseURL == "" || n <= 0 || a.d.RoundTripper != nil {
+	if !a.hasUpstream || a.upstream.BaseURL == "" || n <= 0 || a.d.RoundTripper != nil || a.d.KeyMissing != "" {
 		return
 	}
 	// Bounded so that a hanging upstream cannot keep warm-up calls open.
@@ -434,6 +439,11 @@ func (a *Actor) status() *messages.StatusReport {
 	switch {
 	case !a.hasUpstream:
 		r.State, r.Detail = messages.StateDegraded, fmt.Sprintf("upstream %q is not configured", a.d.Upstream)
+	case a.d.KeyMissing != "":
+		// Switched off by configuration, not failing: /health stays
+		// healthy and names the variable (see report's Disabled).
+		r.State = messages.StateDisabled
+		r.Detail = fmt.Sprintf("upstream %s needs %s, which is not set: not warmed, its calls are refused", a.d.Upstream, a.d.KeyMissing)
 	case a.degraded:
 		r.State = messages.StateDegraded
 		r.Detail = fmt.Sprintf("utilization %.2f (%d/%d connections, %d waiting) above high_utilization_threshold %.2f",

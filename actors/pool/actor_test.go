@@ -84,6 +84,12 @@ func start(t *testing.T, cfg *conf.Config) *fixture { return startWith(t, cfg, n
 // startWith starts pool/sim with lane (nil: none).
 func startWith(t *testing.T, cfg *conf.Config, lane *Lane) *fixture {
 	t.Helper()
+	return startDeps(t, cfg, func(d *Deps) { d.Lane = lane })
+}
+
+// startDeps starts pool/sim with the Deps mut gives.
+func startDeps(t *testing.T, cfg *conf.Config, mut func(*Deps)) *fixture {
+	t.Helper()
 	f := &fixture{
 		system: actortest.NewSystem(t),
 		live:   conf.NewLive(cfg),
@@ -91,10 +97,12 @@ func startWith(t *testing.T, cfg *conf.Config, lane *Lane) *fixture {
 		set:    metrics.NewSet(),
 		logs:   &actortest.SyncBuffer{},
 	}
-	f.pid = actortest.Spawn(t, f.system, actortest.Panicky(Props(Deps{
+	d := Deps{
 		Name: "pool/sim", Upstream: "sim", Live: f.live, Clock: f.clock,
-		Log: zerolog.New(f.logs), Metrics: f.set, Lane: lane,
-	})))
+		Log: zerolog.New(f.logs), Metrics: f.set,
+	}
+	mut(&d)
+	f.pid = actortest.Spawn(t, f.system, actortest.Panicky(Props(d)))
 	return f
 }
 
@@ -148,6 +156,32 @@ func TestWarmUpOpensInitialConnections(t *testing.T) {
 	resp.Body.Close()
 	if opened, _, _ := cc.get(); opened != 3 {
 		t.Fatalf("a call after warm-up opened a connection: %d opened", opened)
+	}
+}
+
+// A pool whose upstream's key is missing opens nothing ahead of demand, at
+// start or on a new transport, and says why it is disabled. A keyed pool
+// started after it warms: the keyless one had the head start.
+func TestKeylessUpstreamIsNotWarmed(t *testing.T) {
+	srv, cc := newServer(t, http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	warmCfg := func(c *conf.Config) { c.ConnectionPool.InitialConnections = 3 }
+	f := startDeps(t, testConfig(srv.URL, warmCfg), func(d *Deps) { d.KeyMissing = "DEER_POOL_TEST_KEY" })
+	f.stats(t) // Started has run
+	// A new transport, which would warm again.
+	f.apply(t, testConfig(srv.URL, func(c *conf.Config) { warmCfg(c); c.ConnectionPool.IdleTimeout = 120 }))
+
+	keyedSrv, keyedCC := newServer(t, http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	keyed := start(t, testConfig(keyedSrv.URL, warmCfg))
+	actortest.Eventually(t, "the keyed pool's 3 warm connections", func() bool { return keyed.stats(t).WarmConnections == 3 })
+	if opened, _, _ := keyedCC.get(); opened != 3 {
+		t.Fatalf("keyed pool opened %d connections, want 3", opened)
+	}
+	if opened, _, _ := cc.get(); opened != 0 || f.stats(t).WarmConnections != 0 {
+		t.Fatalf("keyless pool opened %d connections", opened)
+	}
+	s := actortest.Ask[*messages.StatusReport](t, f.system, f.pid, &messages.StatusQuery{})
+	if s.State != messages.StateDisabled || !strings.Contains(s.Detail, "DEER_POOL_TEST_KEY") {
+		t.Fatalf("status %+v, want disabled naming the variable", s)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/deer-runtime/deer/actors/retry"
 	"github.com/deer-runtime/deer/conf"
 )
 
@@ -42,7 +43,9 @@ type dialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
 
 // retryingDial retries a failed dial up to retries times with a short,
 // growing pause, so that a dropped SYN or a listener restarting does not fail
-// the call; only the last error counts as a failed attempt.
+// the call; only the last error counts as a failed attempt. A host that
+// does not exist (DNS "no such host") fails at once: asking again gets the
+// same answer.
 func retryingDial(dial dialFunc, retries int, counters *dialCounters) dialFunc {
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
 		for attempt := 0; ; attempt++ {
@@ -50,7 +53,7 @@ func retryingDial(dial dialFunc, retries int, counters *dialCounters) dialFunc {
 			if err == nil {
 				return conn, nil
 			}
-			if attempt >= retries || ctx.Err() != nil {
+			if attempt >= retries || ctx.Err() != nil || retry.HostNotFound(err) {
 				if counters != nil {
 					counters.failures.Add(1)
 				}

@@ -62,6 +62,18 @@ func TestRetryingDial(t *testing.T) {
 			}
 		})
 	}
+	t.Run("no such host fails at once", func(t *testing.T) {
+		calls := 0
+		dial := func(context.Context, string, string) (net.Conn, error) {
+			calls++
+			return nil, &net.OpError{Op: "dial", Net: "tcp", Err: &net.DNSError{Err: "no such host", Name: "api.example.invalid", IsNotFound: true}}
+		}
+		var counters dialCounters
+		_, err := retryingDial(dial, 5, &counters)(context.Background(), "tcp", "api.example.invalid:443")
+		if err == nil || calls != 1 || counters.retries.Load() != 0 || counters.failures.Load() != 1 {
+			t.Fatalf("err %v after %d calls, %d retries, %d failures; want one call", err, calls, counters.retries.Load(), counters.failures.Load())
+		}
+	})
 	t.Run("a cancelled context stops retrying", func(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		calls := 0

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -65,11 +66,11 @@ func Classify(status int, err error) Class {
 }
 
 // Retryable reports whether an attempt with this outcome may be retried:
-// connection errors and timeouts (not a cancellation by the caller), 429,
-// 500, 502, 503 and 504.
+// connection errors and timeouts (not a cancellation by the caller, nor a
+// host that does not exist), 429, 500, 502, 503 and 504.
 func Retryable(status int, err error) bool {
 	if err != nil {
-		return !errors.Is(err, context.Canceled)
+		return !errors.Is(err, context.Canceled) && !HostNotFound(err)
 	}
 	switch status {
 	case 0, http.StatusTooManyRequests, http.StatusInternalServerError, http.StatusBadGateway,
@@ -77,6 +78,25 @@ func Retryable(status int, err error) bool {
 		return true
 	}
 	return false
+}
+
+// HostNotFound reports whether err is a DNS answer that the host does not
+// exist ("no such host", NXDOMAIN): a fact about the configured base_url,
+// not a passing failure, so neither a retry nor a dial retry can help. A
+// DNS timeout or an unreachable resolver is not this: those may pass.
+func HostNotFound(err error) bool {
+	_, ok := NotFoundHost(err)
+	return ok
+}
+
+// NotFoundHost is the host name a "no such host" err looked up; ok is
+// false for any other error.
+func NotFoundHost(err error) (name string, ok bool) {
+	var de *net.DNSError
+	if errors.As(err, &de) && de.IsNotFound {
+		return de.Name, true
+	}
+	return "", false
 }
 
 // Schedule is the backoff of error_recovery.

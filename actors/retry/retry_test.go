@@ -3,13 +3,20 @@ package retry
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
+	"net/url"
 	"testing"
 	"time"
 )
 
 func TestClassifyAndRetryable(t *testing.T) {
 	connErr := &net.OpError{Op: "dial", Err: errors.New("connection refused")}
+	// As http.Client.Do returns them: a *url.Error around the dial's error.
+	noSuchHost := &url.Error{Op: "Post", URL: "https://api.example.invalid/v1", Err: &net.OpError{Op: "dial",
+		Err: &net.DNSError{Err: "no such host", Name: "api.example.invalid", IsNotFound: true}}}
+	dnsTimeout := &url.Error{Op: "Post", URL: "https://api.example.com/v1", Err: &net.OpError{Op: "dial",
+		Err: &net.DNSError{Err: "i/o timeout", Name: "api.example.com", IsTimeout: true}}}
 	cases := []struct {
 		status    int
 		err       error
@@ -31,6 +38,8 @@ func TestClassifyAndRetryable(t *testing.T) {
 		{0, connErr, Failure, true},
 		{0, context.DeadlineExceeded, Failure, true},
 		{0, context.Canceled, Failure, false},
+		{0, noSuchHost, Failure, false}, // the breaker counts it; a retry cannot help
+		{0, dnsTimeout, Failure, true},
 	}
 	for _, c := range cases {
 		if got := Classify(c.status, c.err); got != c.class {
@@ -38,6 +47,18 @@ func TestClassifyAndRetryable(t *testing.T) {
 		}
 		if got := Retryable(c.status, c.err); got != c.retryable {
 			t.Errorf("Retryable(%d, %v) = %v, want %v", c.status, c.err, got, c.retryable)
+		}
+	}
+}
+
+func TestNotFoundHost(t *testing.T) {
+	err := fmt.Errorf("calling: %w", &net.OpError{Op: "dial", Err: &net.DNSError{Name: "a.invalid", IsNotFound: true}})
+	if h, ok := NotFoundHost(err); !ok || h != "a.invalid" || !HostNotFound(err) {
+		t.Errorf("NotFoundHost = %q, %v", h, ok)
+	}
+	for _, other := range []error{nil, errors.New("no such host"), &net.DNSError{Name: "b", IsTemporary: true}} {
+		if _, ok := NotFoundHost(other); ok || HostNotFound(other) {
+			t.Errorf("%v counted as no such host", other)
 		}
 	}
 }

@@ -242,6 +242,11 @@ func failure(t *messages.Task, ctx context.Context, err error) *messages.TaskRes
 	case errors.Is(err, context.DeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded):
 		return Failed(t, messages.CodeTimeout, "the upstream did not answer in time: "+err.Error())
 	}
+	if host, ok := retry.NotFoundHost(err); ok {
+		// Not retried (retry.Retryable): say what to fix.
+		return Failed(t, messages.CodeUpstream, fmt.Sprintf("upstream %s is unreachable: no such host %s (DNS); check upstreams.%s.base_url and endpoints",
+			t.Upstream, host, t.Upstream))
+	}
 	return Failed(t, messages.CodeUpstream, "calling upstream "+t.Upstream+": "+err.Error())
 }
 
