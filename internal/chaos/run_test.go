@@ -47,8 +47,25 @@ func TestDrillAgainstFakeFaults(t *testing.T) {
 	if tot.CacheHits == 0 {
 		t.Error("the repeated temperature-0 chats never hit the cache")
 	}
-	if res.UpstreamCalls <= 0 || st.sim.Stats().Statuses[500] == 0 {
-		t.Errorf("upstream calls %d, deersim 500s %d: the 5xx burst did not reach deersim", res.UpstreamCalls, st.sim.Stats().Statuses[500])
+	// The burst lasts 240 ms: on a loaded machine (CI runs every package's
+	// tests at once, with the race detector) every call sent in it may reach
+	// deersim only after the burst is reset. So 500s are required when deerd
+	// made calls within the burst; the knob itself must always be set.
+	if res.UpstreamCalls <= 0 {
+		t.Errorf("no upstream calls in the whole drill")
+	}
+	for _, ph := range res.Phases {
+		if ph.Name != "upstream 5xx burst" {
+			continue
+		}
+		if ph.Error != "" {
+			t.Errorf("%s: setting deersim's knobs: %s", ph.Name, ph.Error)
+		}
+		if n := st.sim.Stats().Statuses[500]; ph.UpstreamCalls > 0 && n == 0 {
+			t.Errorf("%s: %d upstream calls in the burst, deersim answered no 500: the burst did not reach deersim", ph.Name, ph.UpstreamCalls)
+		} else {
+			t.Logf("%s: %d upstream calls, deersim 500s %d", ph.Name, ph.UpstreamCalls, n)
+		}
 	}
 
 	fake.mu.Lock()
