@@ -103,7 +103,6 @@ func chatCalls(s *sim.Simulator) int64 { return s.Stats().Requests["/v1/chat/com
 func TestUnknownModelIsModelNotFound(t *testing.T) {
 	s, url := simUpstream(t, sim.DefaultKnobs())
 	cfg := simConfig(t, url)
-	cfg.DefaultUpstream = ""
 	h := start(t, cfg)
 	for _, tc := range []struct{ path, body, model string }{
 		{"/v1/chat/completions", chatBody("gpt-4.1", "hi", false), "gpt-4.1"},
@@ -167,7 +166,6 @@ func TestModelsListsConfiguredAndDiscoveredModels(t *testing.T) {
 func TestDiscoveredSlashedModelRoutesToItsUpstream(t *testing.T) {
 	home, url := simUpstream(t, sim.DefaultKnobs())
 	cfg := simConfig(t, url)
-	cfg.DefaultUpstream = ""
 	llama := withSim(t, cfg, "llama", sim.DefaultKnobs(), []string{"meta-llama/Llama-3-70b", "sim-model"})
 	h := start(t, cfg)
 
@@ -201,7 +199,6 @@ func TestDiscoveredSlashedModelRoutesToItsUpstream(t *testing.T) {
 func TestModelListsAreCached(t *testing.T) {
 	home, url := simUpstream(t, sim.DefaultKnobs())
 	cfg := simConfig(t, url)
-	cfg.DefaultUpstream = ""
 	other := withSim(t, cfg, "other", sim.DefaultKnobs(), []string{"other-model"})
 	h := start(t, cfg)
 	want := func(n int64, when string) {
@@ -254,7 +251,6 @@ func TestModelListsAreCached(t *testing.T) {
 func TestFailedModelListIsRetriedAfterFailureTTL(t *testing.T) {
 	_, url := simUpstream(t, sim.DefaultKnobs())
 	cfg := simConfig(t, url)
-	cfg.DefaultUpstream = ""
 	broken := sim.DefaultKnobs()
 	broken.ErrorRate = 1
 	other := withSim(t, cfg, "other", broken, []string{"other-model"})
@@ -288,7 +284,6 @@ func TestFailedModelListIsRetriedAfterFailureTTL(t *testing.T) {
 func TestUpstreamWithoutKeyIsNotAskedForModels(t *testing.T) {
 	_, url := simUpstream(t, sim.DefaultKnobs())
 	cfg := simConfig(t, url)
-	cfg.DefaultUpstream = ""
 	keyed := withSim(t, cfg, "keyed", sim.DefaultKnobs(), []string{"keyed-listed"}, "keyed-model")
 	up := cfg.Upstreams["keyed"]
 	up.APIKeyEnv = "DEER_TEST_MODELS_KEY"

@@ -67,7 +67,6 @@ func wantOpenAIError(t testing.TB, resp *http.Response, body []byte, status int,
 func TestOpenAIRequestsAreValidated(t *testing.T) {
 	_, url := simUpstream(t, sim.DefaultKnobs())
 	cfg := simConfig(t, url)
-	cfg.DefaultUpstream = "" // an unlisted model then has nowhere to go
 	cfg.Server.MaxBodyBytes = 4096
 	h := start(t, cfg)
 	cases := []struct {
