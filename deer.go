@@ -70,6 +70,7 @@ type Runtime struct {
 	reservoirs map[string]*limiter.Reservoir
 	lanes      map[string]*pool.Lane
 	poolStats  map[string]*pool.Published // each pool's last published numbers
+	models     *discovery                 // the model catalog (models.go)
 	configMu   sync.Mutex                 // one configuration change at a time
 	stopping   atomic.Bool
 	stopOnce   sync.Once
@@ -190,6 +191,7 @@ func Start(ctx context.Context, cfg *conf.Config, opts ...Option) (*Runtime, err
 		board:      breaker.NewBoard(),
 		cacheFront: cache.NewFront(),
 	}
+	rt.models = newDiscovery(rt)
 	// The fault hook is a receive middleware on every actor, and protoactor
 	// then wraps each message in an envelope (3 allocations per task): it is
 	// installed only when faults may be injected.
@@ -299,6 +301,7 @@ func (rt *Runtime) Stop(ctx context.Context) error {
 	var err error
 	rt.stopOnce.Do(func() {
 		rt.stopping.Store(true)
+		rt.models.stop() // its fetches are tasks: they must not hold up the drain
 		if rt.Router() != nil {
 			if d, derr := rt.Drain(ctx); derr != nil {
 				rt.log.Warn().Err(derr).Msg("draining tasks did not finish")

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/deer-runtime/deer/internal/reply"
@@ -117,29 +116,6 @@ func (rt *Runtime) askRouter(ctx context.Context, msg any) (any, error) {
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-}
-
-// ResolveModel picks the upstream for an OpenAI-style model name (SPEC §4):
-// "NAME/model" → upstream NAME with "model"; else the upstream whose models
-// list it; else default_upstream. ok is false when none matches.
-func (rt *Runtime) ResolveModel(model string) (upstream, upstreamModel string, ok bool) {
-	cfg := rt.live.Load()
-	if name, rest, found := strings.Cut(model, "/"); found {
-		if _, exists := cfg.Upstreams[name]; exists && rest != "" {
-			return name, rest, true
-		}
-	}
-	for _, name := range sortedKeys(cfg.Upstreams) {
-		for _, m := range cfg.Upstreams[name].Models {
-			if m == model {
-				return name, model, true
-			}
-		}
-	}
-	if cfg.DefaultUpstream != "" {
-		return cfg.DefaultUpstream, model, true
-	}
-	return "", "", false
 }
 
 // drainGrace bounds a drain whose context has no deadline.

@@ -35,7 +35,6 @@ func testConfig(t testing.TB) *conf.Config {
 	cfg.Upstreams = map[string]conf.Upstream{
 		"sim": {BaseURL: up.URL, Cache: "auto", Batch: "openai-embeddings", Timeout: 60, Models: []string{"sim-model"}},
 	}
-	cfg.DefaultUpstream = "sim"
 	return cfg
 }
 

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/deer-runtime/deer"
 	"github.com/deer-runtime/deer/internal/jsonscan"
 	"github.com/deer-runtime/deer/internal/taskid"
 	"github.com/deer-runtime/deer/messages"
@@ -62,10 +63,9 @@ func (s *Server) openAI(path string, streamable bool) http.HandlerFunc {
 			ierr.write(w, writeOpenAIError)
 			return
 		}
-		upstream, upstreamModel, ok := s.rt.ResolveModel(model)
+		upstream, upstreamModel, ok := s.rt.ResolveModel(r.Context(), model)
 		if !ok {
-			writeOpenAIError(w, http.StatusNotFound, "model_not_found",
-				fmt.Sprintf("The model %q is not served here: no upstream lists it and no default_upstream is set. GET /v1/models lists the models.", model), "model")
+			writeModelNotFound(w, model)
 			return
 		}
 		if upstreamModel != model {
@@ -150,6 +150,13 @@ func replaceModel(body []byte, model string) ([]byte, *inputError) {
 	return append(out, body[last:]...), nil
 }
 
+// writeModelNotFound answers 404 model_not_found as OpenAI does, word for
+// word: the SDKs (and code written against them) match on it.
+func writeModelNotFound(w http.ResponseWriter, model string) {
+	writeOpenAIError(w, http.StatusNotFound, "model_not_found",
+		fmt.Sprintf("The model `%s` does not exist or you do not have access to it.", model), "model")
+}
+
 // model is one entry of GET /v1/models.
 type model struct {
 	ID      string `json:"id"`
@@ -158,32 +165,35 @@ type model struct {
 	OwnedBy string `json:"owned_by"`
 }
 
-// models lists every upstream's configured models: each by its bare name
-// (resolved through the upstreams' models lists) and then each as
-// "UPSTREAM/model", the form that always names its upstream explicitly.
-func (s *Server) models() []model {
-	cfg := s.rt.Config()
-	var bare, prefixed []model
-	for _, name := range upstreamNames(cfg) {
-		for _, m := range cfg.Upstreams[name].Models {
-			bare = append(bare, model{ID: m, Object: "model", Created: modelsCreated, OwnedBy: name})
-			prefixed = append(prefixed, model{ID: name + "/" + m, Object: "model", Created: modelsCreated, OwnedBy: name})
-		}
+// openAIModel is m in OpenAI's shape; owned_by is the upstream that serves
+// it, created the upstream's own or, for a configured model it does not
+// list, when deerd started.
+func openAIModel(m deer.Model) model {
+	created := m.Created
+	if created <= 0 {
+		created = modelsCreated
 	}
-	return append(append([]model{}, bare...), prefixed...)
+	return model{ID: m.ID, Object: "model", Created: created, OwnedBy: m.Upstream}
 }
 
-func (s *Server) listModels(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]any{"object": "list", "data": s.models()})
+// listModels lists every model deer can route to (see deer.Runtime.Models).
+func (s *Server) listModels(w http.ResponseWriter, r *http.Request) {
+	models := s.rt.Models(r.Context())
+	data := make([]model, len(models))
+	for i, m := range models {
+		data[i] = openAIModel(m)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"object": "list", "data": data})
 }
 
+// getModel answers one model (ids may contain "/"), consistently with the
+// list and with routing.
 func (s *Server) getModel(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("model")
-	for _, m := range s.models() {
-		if m.ID == id {
-			writeJSON(w, http.StatusOK, m)
-			return
-		}
+	m, ok := s.rt.Model(r.Context(), id)
+	if !ok {
+		writeModelNotFound(w, id)
+		return
 	}
-	writeOpenAIError(w, http.StatusNotFound, "model_not_found", fmt.Sprintf("The model %q is not listed by any upstream.", id), "model")
+	writeJSON(w, http.StatusOK, openAIModel(m))
 }

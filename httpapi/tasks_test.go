@@ -34,9 +34,10 @@ func simUpstream(t testing.TB, k sim.Knobs, opts ...sim.Option) (*sim.Simulator,
 	return s, srv.URL
 }
 
-// simConfig is the defaults with one upstream "sim" at url, the default
-// upstream, listing sim-model and sim-embed. Retries are off: their delays
-// run on the harness's fake clock.
+// simConfig is the defaults with one upstream "sim" at url listing
+// sim-model and sim-embed, and, as in the shipped deer.toml, no
+// default_upstream. Retries are off: their delays run on the harness's
+// fake clock.
 func simConfig(t testing.TB, url string) *conf.Config {
 	t.Helper()
 	cfg := conf.Default()
@@ -49,7 +50,6 @@ func simConfig(t testing.TB, url string) *conf.Config {
 	up := conf.NewUpstream(url)
 	up.Models = []string{"sim-model", "sim-embed"}
 	cfg.Upstreams = map[string]conf.Upstream{"sim": up}
-	cfg.DefaultUpstream = "sim"
 	return cfg
 }
 

@@ -14,6 +14,14 @@ const emb = await client.embeddings.create({ model: "sim-embed", input: ["a", "b
 console.log("openai embeddings:", emb.data.length, "vectors of", emb.data[0].embedding.length);
 const models = await client.models.list();
 console.log("openai models:", models.data.map(m => m.id).join(","));
+const one = await client.models.retrieve(models.data[0]?.id ?? "sim-model");
+console.log("openai model:", one.id, "owned by", one.owned_by);
+// A model no upstream serves is the SDK's NotFoundError, not a fake answer.
+let missing;
+try {
+  await client.chat.completions.create({ model: "gpt-4.1-typo", messages: [{ role: "user", content: "hi" }] });
+} catch (e) { missing = e; }
+console.log("openai unknown model:", missing?.status, missing?.code, missing?.message);
 
 const lc = new ChatOpenAI({ model: "sim-model", apiKey: "anything", configuration: { baseURL } });
 const msg = await lc.invoke("hi from langchain");
@@ -28,5 +36,8 @@ console.log("langchain embeddings:", v.length, v[0].length);
 if (!chat.choices[0].message.content) fail("chat completion has no content");
 if (parts < 2 || !text) fail("stream did not arrive in chunks");
 if (emb.data.length !== 3 || emb.data.some((d, i) => d.index !== i)) fail("embeddings are not one per input, in order");
+if (!models.data.some(m => m.id === "sim-model") || !models.data.some(m => m.id === "sim-embed")) fail("models.list() does not show the simulator's models");
+if (one.id !== models.data[0].id || one.object !== "model") fail("models.retrieve() does not match the list");
+if (!(missing instanceof OpenAI.NotFoundError) || missing.code !== "model_not_found" || missing.param !== "model") fail("an unknown model is not NotFoundError model_not_found");
 if (!msg.content || n < 2 || v.length !== 2) fail("LangChain results");
 console.log("compat: OK");
