@@ -299,8 +299,10 @@ func TestUpstreamWithoutKeyIsNotAskedForModels(t *testing.T) {
 	if n := listCalls(keyed); n != 0 {
 		t.Errorf("the upstream without its key was asked for its models %d times", n)
 	}
-	// With the key, it is asked.
+	// The key is read at start: a deerd started with it asks.
 	t.Setenv("DEER_TEST_MODELS_KEY", "sk-test")
+	cfg.Cache.L3Path = t.TempDir() // the first runtime holds its own
+	h = start(t, cfg)
 	if got := strings.Join(h.models(), " "); got != "keyed-model@keyed keyed-listed@keyed sim-model@sim sim-embed@sim" || listCalls(keyed) != 1 {
 		t.Errorf("with the key: models = %s, asked %d times", got, listCalls(keyed))
 	}
