@@ -18,6 +18,7 @@ import (
 
 	"github.com/deer-runtime/deer"
 	"github.com/deer-runtime/deer/conf"
+	"github.com/deer-runtime/deer/httpapi/dashboard"
 )
 
 // maxConfigBody bounds POST /config bodies; a configuration patch is small.
@@ -45,6 +46,8 @@ func New(rt *deer.Runtime, counters *Counters, log zerolog.Logger) *Server {
 	s.route("/metrics", map[string]http.HandlerFunc{http.MethodGet: s.metrics})
 	s.route("/metrics/prometheus", map[string]http.HandlerFunc{http.MethodGet: s.prometheus})
 	s.route("/metrics/history", map[string]http.HandlerFunc{http.MethodGet: s.history})
+	s.route("/dashboard", map[string]http.HandlerFunc{http.MethodGet: dashboard.Serve})
+	s.route("/dashboard/", map[string]http.HandlerFunc{http.MethodGet: s.dashboardSlash})
 	s.route("/config", map[string]http.HandlerFunc{http.MethodGet: s.getConfig, http.MethodPost: s.admin(s.postConfig)})
 	s.route("/config/reset", map[string]http.HandlerFunc{http.MethodPost: s.admin(s.resetConfig)})
 	// Fault injection (SPEC §9): only while enabled, and for admins.
@@ -243,6 +246,16 @@ func (s *Server) history(w http.ResponseWriter, r *http.Request) {
 		"metrics_retention": cfg.MetricsRetention,
 		"snapshots":         snaps,
 	})
+}
+
+// dashboardSlash serves the page at /dashboard/ too; anything below it is
+// not found (the page has no other asset).
+func (s *Server) dashboardSlash(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path != "/dashboard/" {
+		writeError(w, http.StatusNotFound, "not_found", "no endpoint "+r.Method+" "+r.URL.Path, "")
+		return
+	}
+	dashboard.Serve(w, r)
 }
 
 func (s *Server) getConfig(w http.ResponseWriter, _ *http.Request) {

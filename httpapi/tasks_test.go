@@ -364,6 +364,16 @@ func TestFailedTaskIsAResultNotAnHTTPError(t *testing.T) {
 	if d := decodeTask(t, body); resp.StatusCode != 200 || d.Status != "succeeded" || d.UpstreamStatus != 400 {
 		t.Errorf("upstream 400: %d %s", resp.StatusCode, body)
 	}
+	// /metrics counts both by outcome, and both are in the latency window
+	// (their latencies are 0 on the harness's clock, which does not move).
+	doc := h.getJSON("/metrics", http.StatusOK)
+	for path, want := range map[string]float64{
+		"tasks.total": 2, "tasks.by_outcome.succeeded": 1, "tasks.by_outcome.upstream_error": 1, "tasks.latency.count": 2,
+	} {
+		if got := at(t, doc, path); got != want {
+			t.Errorf("/metrics %s = %v, want %v", path, got, want)
+		}
+	}
 }
 
 func TestAsyncTaskIsPolled(t *testing.T) {

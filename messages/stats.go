@@ -14,6 +14,12 @@ type RouterStats struct {
 	// (enable_collaboration); Flights are the shared calls in flight now.
 	Coalesced uint64 `json:"coalesced"`
 	Flights   int    `json:"flights"`
+	// Outcomes counts finished tasks by outcome ("succeeded", or the
+	// failure's code) since start, over every upstream: deer_tasks_total
+	// summed over its upstream label.
+	Outcomes map[string]uint64 `json:"outcomes"`
+	// Latency is over the tasks finished in the last few seconds.
+	Latency LatencyStats `json:"latency"`
 }
 
 // PoolStats is one upstream's connection pool.
@@ -118,4 +124,13 @@ type HTTPStats struct {
 	Requests uint64 `json:"requests"`
 	InFlight int64  `json:"in_flight"`
 	Rejected uint64 `json:"rejected"` // 4xx answers for bad input, auth or size
+}
+
+// LatencyStats are quantiles of task latency (acceptance to answer) over the
+// tasks finished in a recent window.
+type LatencyStats struct {
+	Window float64 `json:"window_seconds"` // how far back the window reaches
+	Count  int     `json:"count"`          // tasks in it (the newest ones only, when very many)
+	P50    float64 `json:"p50_seconds"`    // 0 when Count is 0
+	P99    float64 `json:"p99_seconds"`
 }

@@ -86,7 +86,10 @@ type Router struct {
 	queueGauge    *metrics.Gauge
 	replacedCount *metrics.Counter
 	coalesced     *metrics.Counter
-	metrics       taskMetrics
+	metrics       *taskMetrics
+	// now is when the message being handled arrived (the clock is read
+	// once per message); finished tasks' latencies are recorded at it.
+	now time.Time
 }
 
 // link is where shared streams report their end: the router's PID, which
@@ -128,14 +131,15 @@ func Props(d Deps) *actor.Props {
 		env.L1 = d.Front
 	}
 	b := NewBook(d.Live.Load(), env)
-	return actor.PropsFromProducer(func() actor.Actor { return newRouter(d, b, l) }, actor.WithSupervisor(d.Strategy))
+	m := newTaskMetrics(d.Metrics)
+	return actor.PropsFromProducer(func() actor.Actor { return newRouter(d, b, l, m) }, actor.WithSupervisor(d.Strategy))
 }
 
-func newRouter(d Deps, b *Book, l *link) *Router {
+func newRouter(d Deps, b *Book, l *link, m *taskMetrics) *Router {
 	return &Router{
 		book:          b,
 		link:          l,
-		metrics:       newTaskMetrics(d.Metrics),
+		metrics:       m,
 		d:             d,
 		log:           d.Log.With().Str("actor", d.Name).Logger(),
 		workersGauge:  d.Metrics.GetOrCreateGauge("deer_workers", nil),
@@ -148,6 +152,7 @@ func newRouter(d Deps, b *Book, l *link) *Router {
 // Receive handles one message: the book decides, perform carries it out.
 func (r *Router) Receive(ctx actor.Context) {
 	now := r.d.Clock.Now()
+	r.now = now
 	switch msg := ctx.Message().(type) {
 	case *messages.SubmitTask:
 		replyTo := msg.ReplyTo
@@ -351,6 +356,7 @@ func (r *Router) done(t *messages.Task, res *messages.TaskResult, streamed bool,
 	}
 	r.metrics.finished(t.Upstream, outcome)
 	r.metrics.duration.Update(res.Latency.Seconds())
+	r.metrics.recent.add(r.now, res.Latency)
 	if overhead := answered - res.Upstream; overhead >= 0 && res.Upstream > 0 {
 		r.metrics.overhead.Update(overhead.Seconds())
 	}
@@ -568,15 +574,17 @@ func (r *Router) stats() *messages.RouterStats {
 		Draining:       r.book.draining,
 		Coalesced:      r.book.coalesced,
 		Flights:        len(r.book.flights),
+		Outcomes:       r.metrics.byOutcome(),
+		Latency:        r.metrics.recent.stats(r.now, latencyWindow),
 	}
 }
 
 func (r *Router) status() *messages.StatusReport {
-	st := r.stats()
+	queued, capacity := r.book.queue.len(), r.cfg.ParallelExecution.QueueSize
 	rep := &messages.StatusReport{Actor: r.d.Name, State: messages.StateHealthy}
-	if limit := r.cfg.Monitoring.HighUtilizationThreshold * float64(st.QueueCapacity); float64(st.Queued) > limit {
+	if limit := r.cfg.Monitoring.HighUtilizationThreshold * float64(capacity); float64(queued) > limit {
 		rep.State = messages.StateDegraded
-		rep.Detail = fmt.Sprintf("queue holds %d of %d", st.Queued, st.QueueCapacity)
+		rep.Detail = fmt.Sprintf("queue holds %d of %d", queued, capacity)
 	}
 	return rep
 }

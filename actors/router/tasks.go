@@ -41,13 +41,16 @@ type watchdogFired struct {
 // drainDeadline is the router's timer message for the end of a drain.
 type drainDeadline struct{}
 
-// taskMetrics are the task path's Prometheus series.
+// taskMetrics are the task path's Prometheus series, and the recent
+// latencies /metrics reports. Made once in Props, like the book, they
+// survive router restarts; only the router's goroutine touches them.
 type taskMetrics struct {
 	set      *metrics.Set
 	outcomes map[outcomeKey]*metrics.Counter // deer_tasks_total, looked up once per label pair
 	inFlight *metrics.Gauge
 	duration *metrics.PrometheusHistogram
 	overhead *metrics.PrometheusHistogram
+	recent   latencies
 }
 
 // Histogram buckets, in seconds: task durations span milliseconds to
@@ -57,8 +60,8 @@ var (
 	overheadBuckets = []float64{5e-6, 1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 0.05, 0.1, 1}
 )
 
-func newTaskMetrics(set *metrics.Set) taskMetrics {
-	return taskMetrics{
+func newTaskMetrics(set *metrics.Set) *taskMetrics {
+	return &taskMetrics{
 		set:      set,
 		outcomes: map[outcomeKey]*metrics.Counter{},
 		inFlight: set.GetOrCreateGauge("deer_tasks_in_flight", nil),
@@ -71,7 +74,7 @@ type outcomeKey struct{ upstream, outcome string }
 
 // finished counts a task's outcome. The counter is found by its label pair
 // in a map owned by the router, so a task costs no name formatting.
-func (m taskMetrics) finished(upstream, outcome string) {
+func (m *taskMetrics) finished(upstream, outcome string) {
 	k := outcomeKey{upstream, outcome}
 	c := m.outcomes[k]
 	if c == nil {
@@ -79,6 +82,15 @@ func (m taskMetrics) finished(upstream, outcome string) {
 		m.outcomes[k] = c
 	}
 	c.Inc()
+}
+
+// byOutcome sums deer_tasks_total over its upstream label.
+func (m *taskMetrics) byOutcome() map[string]uint64 {
+	out := make(map[string]uint64, len(m.outcomes))
+	for k, c := range m.outcomes {
+		out[k.outcome] += c.Get()
+	}
+	return out
 }
 
 // taskTimeout is the time a task may run: its own, else worker_timeout.

@@ -15,6 +15,7 @@ type MetricsReport struct {
 	RequestQueue          QueueSummary           `json:"request_queue"`
 	AdvancedOptimizations AdvancedOptimizations  `json:"advanced_optimizations"`
 	BatchProcessor        BatchSummary           `json:"batch_processor"`
+	Tasks                 TasksSummary           `json:"tasks"`
 	HTTP                  *messages.HTTPStats    `json:"http,omitempty"`           // deerd's ingress: requests, in flight, rejected
 	Export                *messages.MetricsStats `json:"metrics_export,omitempty"` // history snapshots and pushes
 	Actors                ActorsSummary          `json:"actors"`
@@ -109,13 +110,25 @@ type ErrorRecovery struct {
 	Breakers            map[string]*messages.BreakerStats `json:"breakers"`
 }
 
-// BatchSummary sums the upstream batchers.
+// BatchSummary sums the upstream batchers. CallsSaved is what batching
+// saved: embedding calls sent combined (ItemsSent) less the upstream calls
+// that carried them (BatchesSent).
 type BatchSummary struct {
 	Pending     int                             `json:"pending"`
 	BatchesSent uint64                          `json:"batches_sent"`
 	ItemsSent   uint64                          `json:"items_sent"`
+	CallsSaved  uint64                          `json:"calls_saved"`
 	Rejected    uint64                          `json:"rejected"`
 	Upstreams   map[string]*messages.BatchStats `json:"upstreams"`
+}
+
+// TasksSummary is the router's count of finished tasks: Total and
+// ByOutcome since start ("succeeded", or the failure's code), and the
+// latency quantiles of the last few seconds' tasks.
+type TasksSummary struct {
+	Total     uint64                `json:"total"`
+	ByOutcome map[string]uint64     `json:"by_outcome"`
+	Latency   messages.LatencyStats `json:"latency"`
 }
 
 // ActorsSummary is supervision's view of every actor.
@@ -166,6 +179,7 @@ func Metrics(in Input, proc SystemInfo) *MetricsReport {
 			ErrorRecovery: ErrorRecovery{CircuitBreakerState: "closed", Breakers: map[string]*messages.BreakerStats{}},
 		},
 		BatchProcessor: BatchSummary{Upstreams: map[string]*messages.BatchStats{}},
+		Tasks:          TasksSummary{ByOutcome: map[string]uint64{}},
 		Actors:         ActorsSummary{Restarts: map[string]int{}, Unanswered: []string{}},
 		SystemInfo:     proc,
 	}
@@ -187,6 +201,11 @@ func Metrics(in Input, proc SystemInfo) *MetricsReport {
 				ActiveTasks: s.ActiveTasks, Workers: s.Workers, Queued: s.Queued,
 				PriorityLevels: s.PriorityLevels, LoadBalancing: s.LoadBalancing, WorkersReplaced: s.Replaced,
 				Draining: s.Draining, Coalesced: s.Coalesced, Flights: s.Flights,
+			}
+			rep.Tasks.Latency = s.Latency
+			for outcome, n := range s.Outcomes {
+				rep.Tasks.ByOutcome[outcome] = n
+				rep.Tasks.Total += n
 			}
 		case *messages.PoolStats:
 			p := &rep.ConnectionPool
@@ -216,6 +235,9 @@ func Metrics(in Input, proc SystemInfo) *MetricsReport {
 			b.Pending += s.Pending
 			b.BatchesSent += s.BatchesSent
 			b.ItemsSent += s.ItemsSent
+			if s.ItemsSent > s.BatchesSent { // a batch carries at least one item
+				b.CallsSaved += s.ItemsSent - s.BatchesSent
+			}
 			b.Rejected += s.Rejected
 		}
 	}

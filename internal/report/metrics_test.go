@@ -20,7 +20,8 @@ func TestMetricsSumsTheAnswers(t *testing.T) {
 	silent := answerIn("pool/c", Healthy)
 	silent.Stats = nil // answered status, not stats
 	answers := []Answer{
-		withStats("router", &messages.RouterStats{Workers: 2, ActiveTasks: 1, Queued: 3, QueueCapacity: 50, PriorityLevels: 3, LoadBalancing: true, Replaced: 4}),
+		withStats("router", &messages.RouterStats{Workers: 2, ActiveTasks: 1, Queued: 3, QueueCapacity: 50, PriorityLevels: 3, LoadBalancing: true, Replaced: 4,
+			Outcomes: map[string]uint64{"succeeded": 7, "upstream_error": 2}, Latency: messages.LatencyStats{Window: 10, Count: 9, P50: 0.01, P99: 0.2}}),
 		answerIn("worker/1", Healthy),
 		answerIn("worker/2", NotResponding), // workers are left out of unanswered
 		withStats("pool/a", &messages.PoolStats{Upstream: "a", ActiveConnections: 3, MaxConnections: 10, TotalAcquired: 7, TotalReleased: 4, PeakUsage: 5}),
@@ -74,8 +75,11 @@ func TestMetricsSumsTheAnswers(t *testing.T) {
 	if er := m.AdvancedOptimizations.ErrorRecovery; er.CircuitBreakerState != "open" || len(er.Breakers) != 3 || er.Breakers["breaker/b/1"] == nil {
 		t.Errorf("error_recovery: state %q (want the worst, open), breakers %v", er.CircuitBreakerState, slices.Sorted(maps.Keys(er.Breakers)))
 	}
-	if b := m.BatchProcessor; b.Pending != 3 || b.BatchesSent != 4 || b.ItemsSent != 10 || b.Rejected != 1 || len(b.Upstreams) != 2 {
-		t.Errorf("batch_processor %+v", b)
+	if b := m.BatchProcessor; b.Pending != 3 || b.BatchesSent != 4 || b.ItemsSent != 10 || b.CallsSaved != 6 || b.Rejected != 1 || len(b.Upstreams) != 2 {
+		t.Errorf("batch_processor %+v (calls_saved: 9-3 of a, 1-1 of b)", b)
+	}
+	if tk := m.Tasks; tk.Total != 9 || len(tk.ByOutcome) != 2 || tk.ByOutcome["upstream_error"] != 2 || tk.Latency.P99 != 0.2 || tk.Latency.Count != 9 {
+		t.Errorf("tasks %+v", tk)
 	}
 	if m.HTTP == nil || m.HTTP.Requests != 12 || m.Export == nil || m.Export.Snapshots != 2 {
 		t.Errorf("http %+v, metrics_export %+v", m.HTTP, m.Export)
