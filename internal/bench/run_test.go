@@ -120,8 +120,8 @@ func TestRunMeasuresDeerdAgainstDirectCalls(t *testing.T) {
 	if z := res.Zipf; z == nil || z.Statuses[200] != 60 || z.Capacity != 16000 || z.IdealHits != 60-z.Distinct {
 		t.Errorf("zipf: %+v; want 60 answers and an ideal LRU of 16000 entries that misses only first sightings", z)
 	}
-	if len(res.Goals()) != 9 {
-		t.Errorf("%d goals, want 9", len(res.Goals()))
+	if len(res.Goals()) != 10 {
+		t.Errorf("%d goals, want 10", len(res.Goals()))
 	}
 	if len(res.Commands) < 2 || !strings.Contains(res.DeerdConfig, "max_workers = 512") ||
 		!strings.Contains(res.DeerdConfig, `batch = "openai-embeddings"`) {
