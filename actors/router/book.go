@@ -37,6 +37,9 @@ type Book struct {
 
 	flights map[string]*flight // cache key → the identical call in flight
 	refs    map[uint64]*entry  // pending cache lookup or batch item → its task
+	// carried maps a batched item to the combined call carrying it, until
+	// the call finishes or the item leaves it (see leftCall).
+	carried map[*entry]*entry
 	refSeq  uint64
 	lookups int    // entries in stateLookup
 	streams uint64 // numbers shared streams, so a late end of an old one is told apart
@@ -156,6 +159,7 @@ func NewBook(cfg *conf.Config, env Env) *Book {
 		idemDone:    map[string]finished{},
 		flights:     map[string]*flight{},
 		refs:        map[uint64]*entry{},
+		carried:     map[*entry]*entry{},
 	}
 }
 
@@ -735,6 +739,7 @@ func (b *Book) withdraw(fx *effects, now time.Time, e *entry, res *messages.Task
 	}
 	b.stop(fx, e)
 	b.finish(fx, now, e, res)
+	b.leftCall(fx, e)
 }
 
 // stop ends whatever e is doing: its queue place or its worker's call.
@@ -762,6 +767,7 @@ func (b *Book) abandonIfAlone(fx *effects, now time.Time, f *flight) {
 	if l.ref != 0 {
 		delete(b.refs, l.ref)
 	}
+	b.leftCall(fx, l)
 	b.checkDrained(fx)
 }
 
@@ -915,6 +921,7 @@ func (b *Book) overdue(fx *effects, now time.Time, e *entry) {
 			e.ref = 0
 		}
 		b.failWork(fx, now, e, timedOut())
+		b.leftCall(fx, e)
 	case e.state == stateFollowing || e.state == stateBatching:
 		b.withdraw(fx, now, e, timedOut())
 	}
@@ -975,6 +982,7 @@ func (b *Book) DrainExpired(now time.Time) []Effect {
 	for _, e := range b.tasks {
 		delete(b.tasks, e.task.ID) // combined calls
 	}
+	clear(b.carried)
 	b.queue.drain()
 	b.checkDrained(&fx)
 	return b.end(fx)

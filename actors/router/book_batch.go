@@ -100,6 +100,9 @@ func (b *Book) BatchReady(now time.Time, msg *messages.BatchReady) []Effect {
 	}
 	ce := &entry{task: ct, accepted: accepted, single: true, batch: &combined{items: items, counts: counts}}
 	b.tasks[ct.ID] = ce
+	for _, e := range items {
+		b.carried[e] = ce
+	}
 	b.enqueue(&fx, now, ce, false)
 	return b.end(fx)
 }
@@ -123,7 +126,8 @@ func (b *Book) combinedFinished(fx *effects, now time.Time, ce *entry, res *mess
 	cb := ce.batch
 	var alive []int
 	for i, e := range cb.items {
-		if b.tasks[e.task.ID] == e && e.state == stateBatching {
+		delete(b.carried, e)
+		if b.waitsForCall(e) {
 			alive = append(alive, i)
 		}
 	}
@@ -156,6 +160,37 @@ func (b *Book) combinedFinished(fx *effects, now time.Time, ce *entry, res *mess
 			b.itemDone(fx, now, cb.items[i], ce, c)
 		}
 	}
+}
+
+// waitsForCall says whether batched item e still waits for its combined
+// call's answer (its caller's, or its followers' when it is detached).
+func (b *Book) waitsForCall(e *entry) bool {
+	return b.tasks[e.task.ID] == e && e.state == stateBatching
+}
+
+// leftCall is told that batched item e may have been answered before its
+// combined call finished (cancelled, timed out, its caller and followers
+// gone). A call that no item waits for any more is stopped and forgotten,
+// as a detached leader left alone is: it would spend an upstream call for
+// nobody, and hold a drain to its deadline while it waits for a token
+// through a Retry-After pause.
+func (b *Book) leftCall(fx *effects, e *entry) {
+	ce := b.carried[e]
+	if ce == nil || b.waitsForCall(e) {
+		return
+	}
+	delete(b.carried, e)
+	for _, it := range ce.batch.items {
+		if b.waitsForCall(it) {
+			return
+		}
+	}
+	for _, it := range ce.batch.items {
+		delete(b.carried, it)
+	}
+	b.stop(fx, ce)
+	b.forget(ce)
+	b.checkDrained(fx)
 }
 
 // itemDone answers a batched item with its part of the combined call.

@@ -551,6 +551,11 @@ func (h *harness) checkInvariants(t *testing.T, after string) {
 			t.Errorf("after %q: ref %d points at task %s, which the book forgot", after, ref, e.task.ID)
 		}
 	}
+	for e, ce := range b.carried {
+		if b.tasks[e.task.ID] != e || b.tasks[ce.task.ID] != ce || !slices.Contains(ce.batch.items, e) {
+			t.Errorf("after %q: batched task %s is carried by a call the book forgot, or by one that does not carry it", after, e.task.ID)
+		}
+	}
 	for key, f := range b.flights {
 		if f.leader != nil && b.tasks[f.leader.task.ID] != f.leader {
 			t.Errorf("after %q: flight %s leads with a forgotten task", after, h.alias(key))
