@@ -59,16 +59,16 @@ type answer struct {
 // streamed task's 2xx body, which its receiver reads.
 func (c *call) send(client *http.Client, req *http.Request) (answer, error) {
 	var ans answer
-	start := c.now()
+	start := c.timeNow()
 	resp, err := client.Do(req)
 	if err == nil && !(c.task.Stream && resp.StatusCode/100 == 2) {
 		ans.body, err = io.ReadAll(resp.Body)
 		resp.Body.Close()
 	}
-	ans.took = c.now().Sub(start)
+	ans.took = c.timeNow().Sub(start)
 	if resp != nil {
 		ans.resp, ans.status = resp, resp.StatusCode
-		if ra, ok := retry.ParseRetryAfter(resp.Header.Get("Retry-After"), c.now()); ok {
+		if ra, ok := retry.ParseRetryAfter(resp.Header.Get("Retry-After"), c.timeNow()); ok {
 			ans.retryAfter = ra
 		}
 	}
