@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/textproto"
 	"os"
 	"strings"
 	"time"
@@ -30,8 +31,17 @@ func (c *call) request(ctx context.Context, endpoint string) (*http.Request, err
 		return nil, err
 	}
 	for k, vs := range c.task.Header {
-		for _, v := range vs {
-			req.Header.Add(k, v)
+		if len(vs) == 0 {
+			continue
+		}
+		// The task's values are shared, not copied (one slice per header
+		// saved): nothing on the way out writes into them, and capped at
+		// their length an append would copy first.
+		ck := textproto.CanonicalMIMEHeaderKey(k)
+		if prev, ok := req.Header[ck]; ok {
+			req.Header[ck] = append(prev, vs...)
+		} else {
+			req.Header[ck] = vs[:len(vs):len(vs)]
 		}
 	}
 	req.Header.Del("Authorization") // the credential is the upstream's, never the caller's
