@@ -30,6 +30,7 @@ type call struct {
 	// id (tokenIDs), so a late answer to an abandoned request never matches
 	// a later one.
 	box       *reply.Box
+	urls      map[urlKey]string // the executor's joined URLs (see url); only it touches them
 	system    *actor.ActorSystem
 	router    *actor.PID
 	worker    *actor.PID

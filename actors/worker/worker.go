@@ -212,9 +212,10 @@ func (w *Worker) breakersOf(name string, up conf.Upstream) map[string]*actor.PID
 // Its box receives the answers for all of them, told apart by request id.
 func executor(jobs <-chan *call, box *reply.Box) {
 	defer box.Close()
+	urls := map[urlKey]string{}
 	for c := range jobs {
 		drainStale(box)
-		c.box = box
+		c.box, c.urls = box, urls
 		c.execute()
 	}
 }
