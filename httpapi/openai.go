@@ -45,6 +45,14 @@ func writeOpenAIError(w http.ResponseWriter, status int, code, message, field st
 	writeJSON(w, status, openAIError{Error: d})
 }
 
+// jsonTaskHeader and streamTaskHeader are the request headers of an
+// OpenAI-compatible task, shared by all of them (a map per request was three
+// allocations): read-only, as every task's Header is once submitted.
+var (
+	jsonTaskHeader   = http.Header{"Content-Type": {"application/json"}}
+	streamTaskHeader = http.Header{"Content-Type": {"application/json"}, "Accept": {"text/event-stream"}}
+)
+
 // openAI forwards an OpenAI-compatible POST to path on the upstream the
 // body's model picks. The body is passed on byte for byte, except for the
 // "model" value when an "UPSTREAM/" prefix has to be stripped.
@@ -75,9 +83,9 @@ func (s *Server) openAI(path string, streamable bool) http.HandlerFunc {
 			}
 		}
 		stream = stream && streamable
-		header := http.Header{"Content-Type": {"application/json"}}
+		header := jsonTaskHeader
 		if stream {
-			header.Set("Accept", "text/event-stream")
+			header = streamTaskHeader
 		}
 		task := &messages.Task{
 			ID: taskid.New(), Upstream: upstream, Method: http.MethodPost, Path: path, Header: header, Body: body,
@@ -112,8 +120,14 @@ func peekOpenAI(body []byte) (model string, stream bool, ierr *inputError) {
 		return "", false, badInput("missing_required_parameter", "model", "you must provide a model parameter")
 	}
 	model, ok := jsonscan.PlainString(modelRaw)
-	if !ok && json.Unmarshal(modelRaw, &model) != nil {
-		return "", false, badInput("invalid_type", "model", "model must be a string, not %s", modelRaw)
+	if !ok {
+		// Escaped: decoded into a variable of its own, so that the common
+		// case's result does not move to the heap for this one's pointer.
+		var m string
+		if json.Unmarshal(modelRaw, &m) != nil {
+			return "", false, badInput("invalid_type", "model", "model must be a string, not %s", modelRaw)
+		}
+		model = m
 	}
 	if model == "" {
 		return "", false, badInput("missing_required_parameter", "model", "you must provide a model parameter")
@@ -123,9 +137,11 @@ func peekOpenAI(body []byte) (model string, stream bool, ierr *inputError) {
 	case "true":
 		stream = true
 	default:
-		if json.Unmarshal(streamRaw, &stream) != nil {
+		var b bool
+		if json.Unmarshal(streamRaw, &b) != nil {
 			return "", false, badInput("invalid_type", "stream", "stream must be a boolean, not %s", streamRaw)
 		}
+		stream = b
 	}
 	return model, stream, nil
 }

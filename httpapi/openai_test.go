@@ -402,3 +402,25 @@ func FuzzOpenAIBody(f *testing.F) {
 		}
 	})
 }
+
+// A buffered answer is framed with its Content-Length, not chunked, small
+// (net/http measures it) or large (relay sets it), and its body comes back
+// whole.
+func TestRelayedAnswersHaveContentLength(t *testing.T) {
+	echo := newEchoUpstream(t)
+	cfg := simConfig(t, echo.url)
+	up := conf.NewUpstream(echo.url)
+	up.Models = []string{"m1"}
+	cfg.Upstreams = map[string]conf.Upstream{"echo": up}
+	h := start(t, cfg)
+	for _, n := range []int{0, 100, 1023, 1024, 1025, 5000, 100000} {
+		sent := `{"model":"m1","messages":[{"role":"user","content":"` + strings.Repeat("x", n) + `"}]}`
+		resp, body := h.send(http.MethodPost, "/v1/chat/completions", sent)
+		if resp.StatusCode != http.StatusOK || string(body) != sent {
+			t.Fatalf("%d: status %d, body of %d bytes, want the %d sent", n, resp.StatusCode, len(body), len(sent))
+		}
+		if resp.ContentLength != int64(len(sent)) || len(resp.TransferEncoding) != 0 {
+			t.Errorf("%d: Content-Length %d, Transfer-Encoding %v; want %d and none", n, resp.ContentLength, resp.TransferEncoding, len(sent))
+		}
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -91,11 +92,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.counters.Requests.Add(1)
 	s.counters.InFlight.Add(1)
 	defer s.counters.InFlight.Add(-1)
-	rec := &statusRecorder{ResponseWriter: w}
+	rec := recorders.Get().(*statusRecorder)
+	rec.ResponseWriter, rec.status = w, 0
 	defer func() {
 		if p := recover(); p != nil {
 			if p == http.ErrAbortHandler {
-				panic(p)
+				panic(p) // rec is not recycled: net/http may still hold it
 			}
 			s.log.Error().Interface("panic", p).Str("path", r.URL.Path).Msg("handler panicked")
 			if rec.status == 0 {
@@ -105,9 +107,17 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if rec.status >= 400 && rec.status < 500 {
 			s.counters.Rejected.Add(1)
 		}
+		// The handlers are done with it: none keeps its ResponseWriter
+		// past its return.
+		rec.ResponseWriter = nil
+		recorders.Put(rec)
 	}()
 	s.mux.ServeHTTP(rec, r)
 }
+
+// recorders recycles the statusRecorder of every request (one allocation
+// per request otherwise); a recorder lives exactly as long as ServeHTTP.
+var recorders = sync.Pool{New: func() any { return new(statusRecorder) }}
 
 type statusRecorder struct {
 	http.ResponseWriter

@@ -85,7 +85,7 @@ func (s *Server) relay(w http.ResponseWriter, r *http.Request, res *messages.Tas
 		if cl := http.Header(res.Header).Get("Content-Length"); cl != "" {
 			w.Header().Set("Content-Length", cl)
 		}
-	} else {
+	} else if len(res.Body) > autoContentLength {
 		w.Header().Set("Content-Length", strconv.Itoa(len(res.Body)))
 	}
 	w.WriteHeader(status)
@@ -94,9 +94,17 @@ func (s *Server) relay(w http.ResponseWriter, r *http.Request, res *messages.Tas
 	}
 }
 
+// autoContentLength is the largest body relay leaves net/http to measure: a
+// handler that writes less than a few KB at once and returns gets its
+// Content-Length from net/http (http.ResponseWriter's Write), the same
+// header without formatting a number and a slice for it on every answer.
+const autoContentLength = 1024
+
 // copyHeaders sets the upstream's end-to-end headers on dst. Content-Length
 // is deer's to set (the body may have been decompressed on the way), and
-// X-Deer-* are deer's own.
+// X-Deer-* are deer's own. The values are shared, not copied: nothing
+// writes into a ResponseWriter's header values (net/http copies them when
+// it writes the header), and, capped at their length, an Add copies first.
 func copyHeaders(dst http.Header, src map[string][]string) {
 	drop := hopByHop(src)
 	for k, vs := range src {
@@ -104,7 +112,7 @@ func copyHeaders(dst http.Header, src map[string][]string) {
 		if drop[ck] || ck == "Content-Length" || strings.HasPrefix(ck, "X-Deer-") {
 			continue
 		}
-		dst[ck] = append([]string(nil), vs...)
+		dst[ck] = vs[:len(vs):len(vs)]
 	}
 }
 

@@ -50,6 +50,11 @@ const (
 	maxCacheTTL = 365 * 24 * 3600
 )
 
+// canonicalCacheTTL is headerCacheTTL as net/http keys it: looking up the
+// header by its spelled name would canonicalize it, allocating, on every
+// request.
+var canonicalCacheTTL = http.CanonicalHeaderKey(headerCacheTTL)
+
 // statusClientClosed is nginx's "client closed request", the answer to a
 // cancelled task. 408 would be the standard alternative, but the OpenAI SDKs
 // (and so LangChain) retry 408 on their own, which would undo a deliberate
@@ -76,8 +81,18 @@ func badInput(code, field, format string, args ...any) *inputError {
 	return &inputError{status: http.StatusBadRequest, code: code, message: fmt.Sprintf(format, args...), field: field}
 }
 
-// readLimited reads a request body of at most limit bytes.
+// readLimited reads a request body of at most limit bytes. A body whose
+// Content-Length is within the limit is read into a buffer of its size (net/http
+// ends it at that length); others go through http.MaxBytesReader, which
+// also refuses a longer body and closes the connection after the answer.
 func readLimited(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, *inputError) {
+	if n := r.ContentLength; n >= 0 && n <= limit {
+		body := make([]byte, n)
+		if _, err := io.ReadFull(r.Body, body); err != nil {
+			return nil, badInput("bad_body", "", "reading request body: %v", err)
+		}
+		return body, nil
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
 		if tooBig := (*http.MaxBytesError)(nil); errors.As(err, &tooBig) {
@@ -150,7 +165,7 @@ func readSteering(h http.Header, cfg *conf.Config) (steering, *inputError) {
 		}
 		st.cache = c
 	}
-	if vs := h.Values(headerCacheTTL); len(vs) > 0 {
+	if vs := h[canonicalCacheTTL]; len(vs) > 0 {
 		secs, ok := parseSeconds(vs[0])
 		// > 0 as a Duration: 1e-10 s would round to 0, which means "the default".
 		if len(vs) > 1 || !ok || conf.Seconds(secs) <= 0 || secs > maxCacheTTL {
@@ -230,7 +245,9 @@ func tenantOf(h http.Header) string {
 		return ""
 	}
 	sum := sha256.Sum256([]byte(strings.Join(vs, "\n")))
-	return hex.EncodeToString(sum[:16])
+	var out [32]byte
+	hex.Encode(out[:], sum[:16])
+	return string(out[:])
 }
 
 func visibleASCII(s string) bool {
@@ -341,17 +358,49 @@ func (s *Server) retryAfter(res *messages.TaskResult) int {
 	return int(min(max(math.Ceil(secs), 1), 60))
 }
 
-// setTaskHeaders adds the task's X-Deer-* answer headers.
+// setTaskHeaders adds the task's X-Deer-* answer headers. The values deer
+// knows ahead (X-Deer-Cache's, small attempt counts) are shared slices, set
+// without an allocation: a ResponseWriter's header values are only read
+// (net/http copies them when the header is written; Set replaces a value,
+// Add appends to a full slice, which copies).
 func setTaskHeaders(w http.ResponseWriter, res *messages.TaskResult) {
 	h := w.Header()
 	if res.ID != "" {
-		h.Set(headerTaskID, res.ID)
+		h[headerTaskID] = []string{res.ID}
 	}
 	if res.Cache != "" {
-		h.Set(headerCache, res.Cache)
+		if v, ok := cacheValues[res.Cache]; ok {
+			h[headerCache] = v
+		} else {
+			h[headerCache] = []string{res.Cache}
+		}
 	}
-	h.Set(headerAttempts, strconv.Itoa(res.Attempts))
+	if n := res.Attempts; n >= 0 && n < len(attemptValues) {
+		h[headerAttempts] = attemptValues[n]
+	} else {
+		h[headerAttempts] = []string{strconv.Itoa(n)}
+	}
 }
+
+// cacheValues and attemptValues are the shared X-Deer-Cache and
+// X-Deer-Attempts values, each slice full (len == cap).
+var (
+	cacheValues = func() map[string][]string {
+		m := map[string][]string{}
+		for _, v := range []string{messages.CacheMiss, messages.CacheBypass, messages.CacheHitL1, messages.CacheHitL2,
+			messages.CacheHitL3, messages.CacheCoalesced, messages.CacheRefresh, messages.CacheNoStore} {
+			m[v] = []string{v}
+		}
+		return m
+	}()
+	attemptValues = func() [][]string {
+		vs := make([][]string, 16)
+		for i := range vs {
+			vs[i] = []string{strconv.Itoa(i)}
+		}
+		return vs
+	}()
+)
 
 // --- POST /v1/tasks, GET and DELETE /v1/tasks/{id} ---
 

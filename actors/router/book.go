@@ -112,6 +112,9 @@ type entry struct {
 	// told of: the worker's report fills in the attempts it made; the
 	// watchdog answers it as it is when the worker does not stop in time.
 	cancelled *messages.TaskResult
+	// queued is its place in the queue, part of the entry rather than an
+	// allocation per enqueue: an entry is queued at most once at a time.
+	queued item
 }
 
 // flight is one upstream call shared by identical tasks (enable_collaboration).
@@ -316,7 +319,8 @@ func (b *Book) route(fx *effects, now time.Time, e *entry) {
 func (b *Book) enqueue(fx *effects, now time.Time, e *entry, front bool) {
 	b.setState(e, messages.TaskQueued)
 	e.slot, e.due = nil, time.Time{}
-	it := &item{id: e.task.ID, level: b.level(e.task), enqueued: e.accepted}
+	it := &e.queued
+	*it = item{id: e.task.ID, level: b.level(e.task), enqueued: e.accepted}
 	if front {
 		b.queue.pushFront(it)
 	} else {

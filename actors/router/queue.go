@@ -75,9 +75,17 @@ func (q *queue) pop(now time.Time) *item {
 	if best < 0 {
 		return nil
 	}
-	it := q.levels[best][0]
-	q.levels[best][0] = nil
-	q.levels[best] = q.levels[best][1:]
+	lvl := q.levels[best]
+	it := lvl[0]
+	lvl[0] = nil
+	if len(lvl) == 1 {
+		// Empty: the next push reuses the array from here instead of
+		// allocating (a queue that is pushed and popped one at a time
+		// would otherwise run off the end of its array every few tasks).
+		q.levels[best] = lvl[:0]
+	} else {
+		q.levels[best] = lvl[1:]
+	}
 	q.size--
 	return it
 }

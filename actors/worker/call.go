@@ -30,6 +30,7 @@ type call struct {
 	// id (tokenIDs), so a late answer to an abandoned request never matches
 	// a later one.
 	box       *reply.Box
+	urls      map[urlKey]string // the executor's joined URLs (see url); only it touches them
 	system    *actor.ActorSystem
 	router    *actor.PID
 	worker    *actor.PID
@@ -44,9 +45,102 @@ type call struct {
 	cfg       *conf.Config
 	schedule  retry.Schedule
 	task      *messages.Task
-	deadline  time.Time // the task's end (wall clock, as contexts use)
-	now       func() time.Time
+	deadline  time.Time        // the task's end (wall clock, as contexts use)
+	now       func() time.Time // tests' fixed time; nil: clock.Now
 	clock     clock.Clock
+
+	// The task has no context of its own: each attempt (and a retry's wait)
+	// has one, which stop cancels. One context per attempt instead of a
+	// task context with an attempt context under it saves five allocations
+	// per task (the parent's children map, its Done channel, the cancelCtx).
+	mu        sync.Mutex
+	cancelled bool               // stop was called: the task is cancelled
+	cancelCur context.CancelFunc // the current attempt's or wait's context
+	held      held               // the current attempt's connection lease
+	leaseID   uint64             // the ledger lease's id, when held is heldLedger
+}
+
+// held is the connection lease an attempt holds until release.
+type held uint8
+
+const (
+	heldNone   held = iota
+	heldLane        // from the pool's lane: Lane.Return
+	heldLedger      // from the pool's ledger: ReleaseConnection{leaseID}
+)
+
+// cancelledCtx is an ended context: failure's verdict on a call the
+// worker cancelled (stop).
+var cancelledCtx = func() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}()
+
+// stop cancels the task: its current attempt or retry wait, and any that
+// would start later. Called by the worker (Cancel, Stopping, Restarting),
+// on its own goroutine.
+func (c *call) stop() {
+	c.mu.Lock()
+	c.cancelled = true
+	cancel := c.cancelCur
+	c.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+}
+
+// isStopped reports whether stop was called.
+func (c *call) isStopped() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.cancelled
+}
+
+// begin makes cancel the one stop cancels; if the task is already
+// cancelled, it is cancelled at once.
+func (c *call) begin(cancel context.CancelFunc) {
+	c.mu.Lock()
+	c.cancelCur = cancel
+	stopped := c.cancelled
+	c.mu.Unlock()
+	if stopped {
+		cancel()
+	}
+}
+
+// hold records the attempt's connection lease, for release.
+func (c *call) hold(h held, leaseID uint64) {
+	c.mu.Lock()
+	c.held, c.leaseID = h, leaseID
+	c.mu.Unlock()
+}
+
+// release gives the current attempt's lease back and ends its deadline;
+// calling it again does nothing until the next attempt. A streamed answer's
+// lease stays out until its receiver closes the stream (which releases).
+func (c *call) release() {
+	c.mu.Lock()
+	h, id, cancel := c.held, c.leaseID, c.cancelCur
+	c.held, c.cancelCur = heldNone, nil
+	c.mu.Unlock()
+	switch h {
+	case heldLane:
+		c.lane.Return()
+	case heldLedger:
+		c.system.Root.Send(c.pool, &messages.ReleaseConnection{LeaseID: id})
+	}
+	if cancel != nil {
+		cancel()
+	}
+}
+
+// timeNow is the clock's time (a test's fixed one when now is set).
+func (c *call) timeNow() time.Time {
+	if c.now != nil {
+		return c.now()
+	}
+	return c.clock.Now()
 }
 
 // tokenIDs numbers every request a call makes (token, lease, probe, retry
@@ -58,17 +152,15 @@ var tokenIDs atomic.Uint64
 // (Finished) and, once the worker may take the next task, Idle (for a
 // stream, when the receiver closes it). It runs on the executor goroutine
 // so the worker keeps answering health checks and cancellations meanwhile.
-func (c *call) execute(ctx context.Context, cancel context.CancelFunc) {
-	res, upstreamTime, release := c.do(ctx)
+func (c *call) execute() {
+	res, upstreamTime := c.do()
 	res.Upstream = upstreamTime
 	if c.stopped.Load() && res.Stream == nil {
-		release()
-		cancel()
+		c.release()
 		return // the worker was stopped: the router handles the task
 	}
 	if res.Stream == nil {
-		release()
-		cancel()
+		c.release()
 		c.system.Root.Send(c.router, &Finished{ID: c.task.ID, Worker: c.worker, Result: res, Idle: true})
 		return
 	}
@@ -76,18 +168,16 @@ func (c *call) execute(ctx context.Context, cancel context.CancelFunc) {
 	// the worker.
 	body := res.Stream
 	res.Stream = &streamBody{ReadCloser: body, onClose: func() {
-		release()
-		cancel()
+		c.release()
 		c.system.Root.Send(c.router, &Idle{ID: c.task.ID, Worker: c.worker})
 	}}
 	c.system.Root.Send(c.router, &Finished{ID: c.task.ID, Worker: c.worker, Result: res})
 }
 
-// do performs the call, with retries; release returns the last attempt's
-// connection lease and ends its deadline (idempotent). The lease of a
-// streamed answer stays out until the stream is closed.
-func (c *call) do(ctx context.Context) (res *messages.TaskResult, upstreamTime time.Duration, release func()) {
-	release = func() {}
+// do performs the call, with retries. The last attempt's connection lease
+// and deadline stay until release (a streamed answer's until the stream is
+// closed).
+func (c *call) do() (res *messages.TaskResult, upstreamTime time.Duration) {
 	defer func() {
 		if p := recover(); p != nil {
 			res = Failed(c.task, messages.CodeInternal, fmt.Sprintf("task execution panicked: %v", p))
@@ -96,13 +186,12 @@ func (c *call) do(ctx context.Context) (res *messages.TaskResult, upstreamTime t
 	var last *messages.TaskResult
 	calls := 0 // attempts that reached the upstream: what "attempts" reports
 	for attempt := 1; ; attempt++ {
-		var a attemptResult
-		a, release = c.attempt(ctx, attempt)
+		a := c.attempt(attempt)
 		if a.budgetRefused {
 			// The retry budget is spent: the last answer stands.
-			release()
+			c.release()
 			last.Err.Message += " (retry budget exhausted)"
-			return last, upstreamTime, func() {}
+			return last, upstreamTime
 		}
 		upstreamTime += a.upstreamTime
 		if a.called {
@@ -110,22 +199,21 @@ func (c *call) do(ctx context.Context) (res *messages.TaskResult, upstreamTime t
 		}
 		a.res.Attempts = calls
 		if !a.retry || attempt > c.cfg.ErrorRecovery.MaxRetries || !c.cfg.EnableAdvancedOptimization {
-			return a.res, upstreamTime, release
+			return a.res, upstreamTime
 		}
 		// The attempt's connection goes back before we wait.
-		release()
-		release = func() {}
+		c.release()
 		delay := c.schedule.Delay(attempt, rand.Float64(), a.retryAfter)
 		if time.Now().Add(delay).After(c.deadline) {
 			// The wait would outlive the task: answer with what we have.
-			return a.res, upstreamTime, release
+			return a.res, upstreamTime
 		}
-		if !c.wait(ctx, delay) {
+		if !c.wait(delay) {
 			// Cancelled while waiting to retry: the answer still tells what
 			// the call got to do, and the last status the upstream gave.
-			res := failure(c.task, ctx, ctx.Err())
+			res := failure(c.task, cancelledCtx, context.Canceled)
 			res.Attempts, res.UpstreamStatus = calls, a.res.UpstreamStatus
-			return res, upstreamTime, release
+			return res, upstreamTime
 		}
 		last = a.res
 	}
@@ -146,52 +234,48 @@ type attemptResult struct {
 // connection lease, the call, and the outcome reported to the limiter and
 // the breaker. One deadline covers all of it: the upstream's timeout, or
 // the task's when that comes first (a stream's attempt may last as long as
-// the task). It is the task's only timer; release ends it.
-func (c *call) attempt(ctx context.Context, n int) (a attemptResult, release func()) {
+// the task). It is the task's only timer; release ends it and gives the
+// lease back.
+func (c *call) attempt(n int) (a attemptResult) {
 	dl := c.deadline
 	if !c.task.Stream && c.up.Timeout > 0 {
 		if d := time.Now().Add(conf.Seconds(c.up.Timeout)); d.Before(dl) {
 			dl = d
 		}
 	}
-	actx, cancel := context.WithDeadline(ctx, dl)
-	release = cancel
+	actx, cancel := context.WithDeadline(context.Background(), dl)
+	c.begin(cancel)
 	if c.cfg.EnableAdvancedOptimization {
 		granted, refused := c.token(actx, n > 1)
 		if refused {
 			a.budgetRefused = true
-			return a, release
+			return a
 		}
 		if !granted {
-			return attemptResult{res: failure(c.task, actx, actx.Err())}, release
+			return attemptResult{res: failure(c.task, actx, actx.Err())}
 		}
 	}
 	route, refusedRes := c.route(actx)
 	if refusedRes != nil {
-		return attemptResult{res: refusedRes}, release
+		return attemptResult{res: refusedRes}
 	}
-	client, endpoint, giveBack, err := c.lease(actx, route.endpoints)
+	client, endpoint, err := c.lease(actx, route.endpoints)
 	if err != nil {
-		return attemptResult{res: failure(c.task, actx, err)}, release
-	}
-	var once sync.Once
-	release = func() {
-		once.Do(giveBack)
-		cancel()
+		return attemptResult{res: failure(c.task, actx, err)}
 	}
 	req, err := c.request(actx, endpoint)
 	if err != nil {
-		return attemptResult{res: Failed(c.task, messages.CodeBadRequest, err.Error())}, release
+		return attemptResult{res: Failed(c.task, messages.CodeBadRequest, err.Error())}
 	}
 
 	a.called = true
 	ans, err := c.send(client, req)
 	a.upstreamTime, a.retryAfter = ans.took, ans.retryAfter
-	if err != nil && ctx.Err() != nil {
-		// Cancelled by the caller (the task's own context has no deadline):
-		// nothing to report about the upstream.
-		a.res = failure(c.task, ctx, err)
-		return a, release
+	if err != nil && c.isStopped() {
+		// Cancelled by the caller (not by the attempt's deadline): nothing
+		// to report about the upstream.
+		a.res = failure(c.task, cancelledCtx, err)
+		return a
 	}
 	c.report(route, endpoint, ans.status, err, ans.retryAfter)
 	a.retry = retry.Retryable(ans.status, err)
@@ -200,18 +284,22 @@ func (c *call) attempt(ctx context.Context, n int) (a attemptResult, release fun
 		if ans.status != 0 {
 			a.res.UpstreamStatus = ans.status
 		}
-		return a, release
+		return a
 	}
 	a.res = c.result(ans)
-	return a, release
+	return a
 }
 
 // wait lets delay pass on the clock (a timer delivering to the executor's
-// box, so a test clock drives it), or reports false when the task ends first.
-func (c *call) wait(ctx context.Context, delay time.Duration) bool {
+// box, so a test clock drives it), or reports false when the task is
+// cancelled first.
+func (c *call) wait(delay time.Duration) bool {
 	if delay <= 0 {
 		return true
 	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	c.begin(cancel)
 	ref, box := tokenIDs.Add(1), c.box
 	t := c.clock.AfterFunc(delay, func() { box.SendUserMessage(nil, &retryDue{ref: ref}) })
 	defer t.Stop()

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"testing/iotest"
 
 	"github.com/deer-runtime/deer/conf"
 	"github.com/deer-runtime/deer/messages"
@@ -122,5 +123,23 @@ func TestStreamBodyRunsOnCloseOnce(t *testing.T) {
 	s.Close()
 	if closes != 1 {
 		t.Fatalf("onClose ran %d times, want 1", closes)
+	}
+}
+
+func TestReadAll(t *testing.T) {
+	for _, c := range []struct {
+		body string
+		size int64
+	}{
+		{"", 0}, {"", -1}, {"abc", 3}, {"abc", -1}, {"abcdef", 3}, {"ab", 3},
+		{strings.Repeat("x", 5000), 5000}, {strings.Repeat("x", 5000), 10},
+	} {
+		got, err := readAll(iotest.OneByteReader(strings.NewReader(c.body)), c.size)
+		if err != nil || string(got) != c.body {
+			t.Errorf("readAll(%d bytes, size %d) = %d bytes, %v", len(c.body), c.size, len(got), err)
+		}
+	}
+	if _, err := readAll(iotest.ErrReader(io.ErrUnexpectedEOF), 3); err != io.ErrUnexpectedEOF {
+		t.Errorf("error %v, want io.ErrUnexpectedEOF", err)
 	}
 }

@@ -10,19 +10,20 @@ import (
 
 // lease takes a connection lease for one of endpoints: from the pool's lane
 // when it has one for the only endpoint (no message), else from the pool.
-// giveBack returns it; call it once.
-func (c *call) lease(ctx context.Context, endpoints []string) (client *http.Client, endpoint string, giveBack func(), err error) {
+// release gives it back.
+func (c *call) lease(ctx context.Context, endpoints []string) (client *http.Client, endpoint string, err error) {
 	if len(endpoints) == 1 {
 		if l, ok := c.lane.Take(endpoints[0]); ok {
-			return l.Client, l.Endpoint, c.lane.Return, nil
+			c.hold(heldLane, 0)
+			return l.Client, l.Endpoint, nil
 		}
 	}
 	lease, err := c.acquire(ctx, endpoints)
 	if err != nil {
-		return nil, "", nil, err
+		return nil, "", err
 	}
-	id := lease.LeaseID
-	return lease.Client, lease.Endpoint, func() { c.system.Root.Send(c.pool, &messages.ReleaseConnection{LeaseID: id}) }, nil
+	c.hold(heldLedger, lease.LeaseID)
+	return lease.Client, lease.Endpoint, nil
 }
 
 // acquire leases a connection from the upstream's pool for one of

@@ -41,7 +41,7 @@ func (c *call) route(ctx context.Context) (routed, *messages.TaskResult) {
 	if !c.cfg.EnableAdvancedOptimization || c.board == nil {
 		return routed{endpoints: eps}, nil
 	}
-	now := c.now()
+	now := c.timeNow()
 	// One upstream endpoint, breaker closed: the common case allocates nothing.
 	if len(eps) == 1 {
 		if ch, ok := c.board.Pick(now, c.task.Upstream, eps, 0); ok && !ch.NeedProbe {

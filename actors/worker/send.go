@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/textproto"
 	"os"
 	"strings"
 	"time"
@@ -25,13 +26,22 @@ func (c *call) request(ctx context.Context, endpoint string) (*http.Request, err
 	if len(c.task.Body) > 0 {
 		body = bytes.NewReader(c.task.Body)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(endpoint, "/")+c.task.Path, body)
+	req, err := http.NewRequestWithContext(ctx, method, c.url(endpoint), body)
 	if err != nil {
 		return nil, err
 	}
 	for k, vs := range c.task.Header {
-		for _, v := range vs {
-			req.Header.Add(k, v)
+		if len(vs) == 0 {
+			continue
+		}
+		// The task's values are shared, not copied (one slice per header
+		// saved): nothing on the way out writes into them, and capped at
+		// their length an append would copy first.
+		ck := textproto.CanonicalMIMEHeaderKey(k)
+		if prev, ok := req.Header[ck]; ok {
+			req.Header[ck] = append(prev, vs...)
+		} else {
+			req.Header[ck] = vs[:len(vs):len(vs)]
 		}
 	}
 	req.Header.Del("Authorization") // the credential is the upstream's, never the caller's
@@ -44,6 +54,27 @@ func (c *call) request(ctx context.Context, endpoint string) (*http.Request, err
 		req.Header.Set("Content-Type", "application/json")
 	}
 	return req, nil
+}
+
+// maxURLs bounds the URLs an executor remembers.
+const maxURLs = 64
+
+// urlKey is an endpoint and a task's path.
+type urlKey struct{ endpoint, path string }
+
+// url is the task's URL on endpoint. The executor remembers the URLs it
+// joined (the first maxURLs: a few API paths in practice), so a call does
+// not build the same string again.
+func (c *call) url(endpoint string) string {
+	k := urlKey{endpoint, c.task.Path}
+	if u, ok := c.urls[k]; ok {
+		return u
+	}
+	u := strings.TrimRight(endpoint, "/") + c.task.Path
+	if c.urls != nil && len(c.urls) < maxURLs {
+		c.urls[k] = u
+	}
+	return u
 }
 
 // answer is what one HTTP call brought back.
@@ -59,16 +90,16 @@ type answer struct {
 // streamed task's 2xx body, which its receiver reads.
 func (c *call) send(client *http.Client, req *http.Request) (answer, error) {
 	var ans answer
-	start := c.now()
+	start := c.timeNow()
 	resp, err := client.Do(req)
 	if err == nil && !(c.task.Stream && resp.StatusCode/100 == 2) {
-		ans.body, err = io.ReadAll(resp.Body)
+		ans.body, err = readAll(resp.Body, resp.ContentLength)
 		resp.Body.Close()
 	}
-	ans.took = c.now().Sub(start)
+	ans.took = c.timeNow().Sub(start)
 	if resp != nil {
 		ans.resp, ans.status = resp, resp.StatusCode
-		if ra, ok := retry.ParseRetryAfter(resp.Header.Get("Retry-After"), c.now()); ok {
+		if ra, ok := retry.ParseRetryAfter(resp.Header.Get("Retry-After"), c.timeNow()); ok {
 			ans.retryAfter = ra
 		}
 	}
@@ -94,4 +125,32 @@ func (c *call) result(ans answer) *messages.TaskResult {
 		res.Err = &messages.TaskError{Code: messages.CodeUpstream, Message: fmt.Sprintf("upstream %s answered %d", c.task.Upstream, ans.status)}
 	}
 	return res
+}
+
+// maxPresize bounds the buffer readAll sizes from a Content-Length up
+// front: a larger (or a false) length grows as the body arrives instead.
+const maxPresize = 1 << 20
+
+// readAll is io.ReadAll with the buffer sized from the body's announced
+// length (size, -1 when unknown), so an answer is read into one allocation
+// of its size instead of a 512-byte buffer grown (and copied) to it. It
+// reads to io.EOF, which lets the transport reuse the connection.
+func readAll(r io.Reader, size int64) ([]byte, error) {
+	if size < 0 || size > maxPresize {
+		return io.ReadAll(r)
+	}
+	b := make([]byte, 0, size+1) // +1: room for the read that sees the end
+	for {
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+		if len(b) == cap(b) { // longer than announced: grow as io.ReadAll does
+			b = append(b, 0)[:len(b)]
+		}
+	}
 }

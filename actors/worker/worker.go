@@ -1,7 +1,6 @@
 package worker
 
 import (
-	"context"
 	"sync/atomic"
 	"time"
 
@@ -82,22 +81,15 @@ type Worker struct {
 	endpoints map[string][]string              // upstream → its endpoint URLs, filled with breakers
 	breakers  map[string]map[string]*actor.PID // upstream → endpoint → breaker
 
-	current string             // id of the task being executed, "" when idle
-	cancel  context.CancelFunc // cancels the current task's call
+	current string // id of the task being executed, "" when idle
+	call    *call  // the current (or last) task's call; stop cancels it
 	// jobs feeds the worker's executor goroutine. One long-lived goroutine
 	// per worker, rather than one per task, keeps its grown stack and costs
 	// no goroutine start per call.
-	jobs chan job
+	jobs chan *call
 }
 
 var _ actor.Actor = (*Worker)(nil)
-
-// job is one call for the executor goroutine.
-type job struct {
-	call   *call
-	ctx    context.Context
-	cancel context.CancelFunc
-}
 
 // Props builds worker/N (d.Name).
 func Props(d Deps) *actor.Props {
@@ -114,7 +106,7 @@ func Props(d Deps) *actor.Props {
 func (w *Worker) Receive(ctx actor.Context) {
 	switch msg := ctx.Message().(type) {
 	case *actor.Started:
-		w.jobs = make(chan job, 1)
+		w.jobs = make(chan *call, 1)
 		// Room for stale answers to abandoned requests (at most a few per
 		// cancelled call) so a real answer is never dropped for lack of it.
 		go executor(w.jobs, reply.NewBuffered(ctx.ActorSystem(), 64))
@@ -124,20 +116,20 @@ func (w *Worker) Receive(ctx actor.Context) {
 		// deals with its task itself (requeued, or answered): the call cut
 		// short here must not report a "cancelled" result for it.
 		w.stopped.Store(true)
-		if w.cancel != nil {
-			w.cancel()
+		if w.call != nil {
+			w.call.stop()
 		}
 		close(w.jobs)
 	case *actor.Restarting:
-		if w.cancel != nil {
-			w.cancel()
+		if w.call != nil {
+			w.call.stop()
 		}
 		close(w.jobs)
 	case *Run:
 		w.run(ctx, msg)
 	case *Cancel:
-		if msg.ID == w.current && w.cancel != nil {
-			w.cancel()
+		if msg.ID == w.current && w.call != nil {
+			w.call.stop()
 		}
 	case *messages.Ping:
 		admin.Respond(ctx, &messages.Pong{Actor: w.d.Name, Seq: msg.Seq})
@@ -161,10 +153,8 @@ func (w *Worker) run(ctx actor.Context, msg *Run) {
 	up := cfg.Upstreams[t.Upstream]
 	poolPID, _ := w.d.Registry.PID("pool/" + t.Upstream)
 	limiterPID, _ := w.d.Registry.PID("limiter/" + t.Upstream)
-	// No timer for the task itself: each attempt's deadline includes the
-	// task's end (see call.attempt).
-	runCtx, cancel := context.WithCancel(context.Background())
-	w.current, w.cancel = t.ID, cancel
+	// No timer and no context for the task itself: each attempt's deadline
+	// includes the task's end (see call.attempt).
 	c := &call{
 		system:    ctx.ActorSystem(),
 		router:    ctx.Parent(),
@@ -182,16 +172,16 @@ func (w *Worker) run(ctx actor.Context, msg *Run) {
 		task:      t,
 		stopped:   &w.stopped,
 		deadline:  time.Now().Add(msg.Timeout),
-		now:       w.d.Clock.Now,
 		clock:     w.d.Clock,
 	}
+	w.current, w.call = t.ID, c
 	select {
-	case w.jobs <- job{call: c, ctx: runCtx, cancel: cancel}:
+	case w.jobs <- c:
 	default:
 		// The router gives a worker one task at a time; a second one here
 		// means its bookkeeping is wrong. Crash so supervision sees it (the
 		// task is redelivered).
-		cancel()
+		c.stop()
 		panic("worker " + w.d.Name + " got a task while its executor is busy")
 	}
 }
@@ -220,12 +210,13 @@ func (w *Worker) breakersOf(name string, up conf.Upstream) map[string]*actor.PID
 
 // executor runs the worker's calls one after the other until jobs closes.
 // Its box receives the answers for all of them, told apart by request id.
-func executor(jobs <-chan job, box *reply.Box) {
+func executor(jobs <-chan *call, box *reply.Box) {
 	defer box.Close()
-	for j := range jobs {
+	urls := map[urlKey]string{}
+	for c := range jobs {
 		drainStale(box)
-		j.call.box = box
-		j.call.execute(j.ctx, j.cancel)
+		c.box, c.urls = box, urls
+		c.execute()
 	}
 }
 
