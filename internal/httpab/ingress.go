@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"sync"
 	"syscall"
 	"time"
 
@@ -117,20 +118,28 @@ func (in *Ingress) Handle(ctx *fasthttp.RequestCtx) {
 		ctx.Response.SetBodyRaw(rbody)
 		return
 	}
-	relayStream(ctx, stream, finish)
+	relayStream(ctx, tctx, stream, finish)
 }
 
 // relayStream copies stream to the client chunk by chunk. The writer runs
 // after the handler has returned, on a goroutine of fasthttp's; each Flush
-// sends one chunk. A failed write or flush is the client gone. An upstream
-// that breaks off mid-stream closes the connection, so that the client sees
-// a truncated answer (net/http's ErrAbortHandler), not a complete one.
-// done runs when the copy ends, before fasthttp reads the next request.
-func relayStream(ctx *fasthttp.RequestCtx, stream io.ReadCloser, done func()) {
+// sends one chunk. The stream is closed when it ends, when a write fails,
+// or as soon as gone ends (the client hung up: watchClose), which also
+// unblocks a read waiting on a slow upstream. An upstream that breaks off
+// mid-stream closes the connection, so that the client sees a truncated
+// answer (net/http's ErrAbortHandler), not a complete one. done runs when
+// the copy ends, before fasthttp reads the next request.
+func relayStream(ctx *fasthttp.RequestCtx, gone context.Context, stream io.ReadCloser, done func()) {
 	conn := ctx.Conn()
 	ctx.SetBodyStreamWriter(func(w *bufio.Writer) {
-		defer done()
-		defer stream.Close()
+		var once sync.Once
+		closeStream := func() { once.Do(func() { _ = stream.Close() }) }
+		stop := context.AfterFunc(gone, closeStream)
+		defer func() {
+			stop()
+			closeStream()
+			done()
+		}()
 		if w.Flush() != nil {
 			return
 		}
@@ -149,7 +158,9 @@ func relayStream(ctx *fasthttp.RequestCtx, stream io.ReadCloser, done func()) {
 				return
 			}
 			if err != nil {
-				_ = conn.Close()
+				if gone.Err() == nil {
+					_ = conn.Close()
+				}
 				return
 			}
 		}
