@@ -4,6 +4,7 @@ go 1.26.0
 
 require (
 	github.com/deer-runtime/deer v0.0.0
+	github.com/rs/zerolog v1.35.1
 	github.com/valyala/fasthttp v1.79.0
 )
 
@@ -31,7 +32,6 @@ require (
 	github.com/prometheus/client_model v0.5.0 // indirect
 	github.com/prometheus/common v0.44.0 // indirect
 	github.com/prometheus/procfs v0.11.1 // indirect
-	github.com/rs/zerolog v1.35.1 // indirect
 	github.com/twmb/murmur3 v1.1.8 // indirect
 	github.com/valyala/bytebufferpool v1.0.0 // indirect
 	github.com/valyala/fastrand v1.1.0 // indirect
