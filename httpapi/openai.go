@@ -31,18 +31,9 @@ type openAIErrorDetail struct {
 // writeOpenAIError is the errWriter of the OpenAI-compatible routes; field
 // becomes "param" (null when empty).
 func writeOpenAIError(w http.ResponseWriter, status int, code, message, field string) {
-	typ := "invalid_request_error"
-	switch {
-	case status == http.StatusTooManyRequests:
-		typ = "rate_limit_error"
-	case status >= 500:
-		typ = "server_error"
-	}
-	d := openAIErrorDetail{Message: message, Type: typ, Code: code}
-	if field != "" {
-		d.Param = &field
-	}
-	writeJSON(w, status, openAIError{Error: d})
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	writeOpenAIErrorTo(w, status, code, message, field)
 }
 
 // jsonTaskHeader and streamTaskHeader are the request headers of an
