@@ -14,6 +14,7 @@ import (
 
 	"github.com/deer-runtime/deer/actors/worker"
 	"github.com/deer-runtime/deer/conf"
+	"github.com/deer-runtime/deer/internal/actortest"
 	"github.com/deer-runtime/deer/internal/clock"
 	"github.com/deer-runtime/deer/messages"
 	"github.com/deer-runtime/deer/supervisor"
@@ -257,22 +258,16 @@ func TestRestartedRouterNamesItsWorkersAfresh(t *testing.T) {
 	// Restart the router as its supervisor does after a crash.
 	proc, _ := f.system.ProcessRegistry.Get(f.pid)
 	proc.SendSystemMessage(f.pid, &actor.Restart{})
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		after := pids()
-		if len(after) == 3 && after["worker/1"] != before["worker/1"] {
-			for name, id := range after {
-				for _, old := range before {
-					if id == old {
-						t.Fatalf("%s after the restart has the previous life's id %s", name, id)
-					}
-				}
+	var after map[string]string
+	actortest.Eventually(t, "the restarted router's workers", func() bool {
+		after = pids()
+		return len(after) == 3 && after["worker/1"] != before["worker/1"]
+	})
+	for name, id := range after {
+		for _, old := range before {
+			if id == old {
+				t.Fatalf("%s after the restart has the previous life's id %s", name, id)
 			}
-			return
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("workers after the restart: %v (before %v)", after, before)
-		}
-		time.Sleep(2 * time.Millisecond)
 	}
 }

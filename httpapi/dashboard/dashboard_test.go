@@ -29,6 +29,7 @@ import (
 	"github.com/deer-runtime/deer/conf"
 	"github.com/deer-runtime/deer/httpapi"
 	"github.com/deer-runtime/deer/httpapi/dashboard"
+	"github.com/deer-runtime/deer/internal/actortest"
 	"github.com/deer-runtime/deer/internal/leaktest"
 	"github.com/deer-runtime/deer/internal/sim"
 )
@@ -573,20 +574,13 @@ func waitHistory(t *testing.T, url string, n int) {
 	var h struct {
 		Snapshots []json.RawMessage `json:"snapshots"`
 	}
-	deadline := time.Now().Add(15 * time.Second)
-	for {
+	actortest.EventuallyWithin(t, 15*time.Second, fmt.Sprintf("/metrics/history to hold %d snapshots", n), func() bool {
 		_, body := get(t, url+"/metrics/history")
 		if err := json.Unmarshal(body, &h); err != nil {
 			t.Fatal(err)
 		}
-		if len(h.Snapshots) >= n {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("/metrics/history holds %d snapshots after 15 s, want %d", len(h.Snapshots), n)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return len(h.Snapshots) >= n
+	})
 }
 
 func get(t *testing.T, url string) (*http.Response, []byte) {

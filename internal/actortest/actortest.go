@@ -116,10 +116,17 @@ func Timers(t *testing.T, clk *clock.Fake, want ...time.Duration) {
 	}
 }
 
-// Eventually polls cond until it holds or the deadline passes.
+// Eventually polls cond until it holds or Wait passes.
 func Eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(Wait)
+	EventuallyWithin(t, Wait, what, cond)
+}
+
+// EventuallyWithin polls cond until it holds or d passes: for a condition
+// that takes longer than Wait by design (snapshots taken every second).
+func EventuallyWithin(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
