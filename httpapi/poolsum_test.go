@@ -5,8 +5,8 @@ import (
 	"testing"
 )
 
-// connection_pool.max_connections is the sum of the upstreams' pools; the
-// answer says so by name and shows each pool's own size.
+// connection_pool.max_connections is the sum of the upstreams' pools, and
+// each pool's own size is under its upstream.
 func TestMetricsShowMaxConnectionsPerUpstreamAndTheirSum(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.ConnectionPool.MaxConnections = 40
@@ -18,11 +18,12 @@ func TestMetricsShowMaxConnectionsPerUpstreamAndTheirSum(t *testing.T) {
 	if got := at(t, doc, "connection_pool.max_connections"); got != 80.0 {
 		t.Errorf("max_connections = %v, want 80 (2 upstreams × 40)", got)
 	}
-	if got := at(t, doc, "connection_pool.max_connections_total"); got != 80.0 {
-		t.Errorf("max_connections_total = %v, want 80", got)
+	for _, up := range []string{"sim", "web"} {
+		if got := at(t, doc, "connection_pool.upstreams."+up+".max_connections"); got != 40.0 {
+			t.Errorf("upstreams.%s.max_connections = %v, want 40", up, got)
+		}
 	}
-	per, ok := at(t, doc, "connection_pool.max_connections_per_upstream").(map[string]any)
-	if !ok || len(per) != 2 || per["sim"] != 40.0 || per["web"] != 40.0 {
-		t.Errorf("max_connections_per_upstream = %v, want sim: 40, web: 40", per)
+	if ups, ok := at(t, doc, "connection_pool.upstreams").(map[string]any); !ok || len(ups) != 2 {
+		t.Errorf("connection_pool.upstreams = %v, want sim and web", ups)
 	}
 }

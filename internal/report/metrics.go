@@ -24,14 +24,11 @@ type MetricsReport struct {
 
 // PoolSummary sums the upstream pools. Each upstream has a pool of its own
 // of connection_pool.max_connections, so MaxConnections (the reference
-// guide's name, kept) is the sum over the upstreams, which
-// MaxConnectionsTotal says by its name; MaxConnectionsPerUpstream has each
-// pool's own.
+// guide's name, kept) is the sum over the upstreams; each pool's own is in
+// Upstreams (docs/api.md says so).
 type PoolSummary struct {
 	ActiveConnections         int                            `json:"active_connections"`
 	MaxConnections            int                            `json:"max_connections"`
-	MaxConnectionsTotal       int                            `json:"max_connections_total"`
-	MaxConnectionsPerUpstream map[string]int                 `json:"max_connections_per_upstream"`
 	Utilization               float64                        `json:"utilization"`
 	TotalAcquired             uint64                         `json:"total_acquired"`
 	TotalReleased             uint64                         `json:"total_released"`
@@ -171,7 +168,7 @@ func Metrics(in Input, proc SystemInfo) *MetricsReport {
 	proc.UptimeSeconds = in.Now.Sub(in.Started).Seconds()
 	rep := &MetricsReport{
 		Timestamp:      unixSeconds(in.Now),
-		ConnectionPool: PoolSummary{Upstreams: map[string]*messages.PoolStats{}, MaxConnectionsPerUpstream: map[string]int{}},
+		ConnectionPool: PoolSummary{Upstreams: map[string]*messages.PoolStats{}},
 		RequestQueue:   QueueSummary{MaxSize: cfg.ParallelExecution.QueueSize},
 		AdvancedOptimizations: AdvancedOptimizations{
 			RateLimiter:   RateLimiter{Upstreams: map[string]*messages.LimiterStats{}},
@@ -212,8 +209,6 @@ func Metrics(in Input, proc SystemInfo) *MetricsReport {
 			p.Upstreams[s.Upstream] = s
 			p.ActiveConnections += s.ActiveConnections
 			p.MaxConnections += s.MaxConnections
-			p.MaxConnectionsTotal += s.MaxConnections
-			p.MaxConnectionsPerUpstream[s.Upstream] = s.MaxConnections
 			p.TotalAcquired += s.TotalAcquired
 			p.TotalReleased += s.TotalReleased
 			p.PeakUsage += s.PeakUsage
