@@ -27,13 +27,13 @@ type MetricsReport struct {
 // guide's name, kept) is the sum over the upstreams; each pool's own is in
 // Upstreams (docs/api.md says so).
 type PoolSummary struct {
-	ActiveConnections         int                            `json:"active_connections"`
-	MaxConnections            int                            `json:"max_connections"`
-	Utilization               float64                        `json:"utilization"`
-	TotalAcquired             uint64                         `json:"total_acquired"`
-	TotalReleased             uint64                         `json:"total_released"`
-	PeakUsage                 int                            `json:"peak_usage"`
-	Upstreams                 map[string]*messages.PoolStats `json:"upstreams"`
+	ActiveConnections int                            `json:"active_connections"`
+	MaxConnections    int                            `json:"max_connections"`
+	Utilization       float64                        `json:"utilization"`
+	TotalAcquired     uint64                         `json:"total_acquired"`
+	TotalReleased     uint64                         `json:"total_released"`
+	PeakUsage         int                            `json:"peak_usage"`
+	Upstreams         map[string]*messages.PoolStats `json:"upstreams"`
 }
 
 // QueueSummary is the router's queue.
