@@ -17,6 +17,7 @@ import (
 
 	vm "github.com/VictoriaMetrics/metrics"
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
 	"github.com/deer-runtime/deer/actors/breaker"
@@ -25,6 +26,7 @@ import (
 	"github.com/deer-runtime/deer/actors/pool"
 	"github.com/deer-runtime/deer/conf"
 	"github.com/deer-runtime/deer/internal/clock"
+	"github.com/deer-runtime/deer/internal/cluster"
 	"github.com/deer-runtime/deer/internal/dispatch"
 	"github.com/deer-runtime/deer/internal/faults"
 	"github.com/deer-runtime/deer/internal/logging"
@@ -71,9 +73,12 @@ type Runtime struct {
 	lanes      map[string]*pool.Lane
 	poolStats  map[string]*pool.Published // each pool's last published numbers
 	models     *discovery                 // the model catalog (models.go)
-	configMu   sync.Mutex                 // one configuration change at a time
-	stopping   atomic.Bool
-	stopOnce   sync.Once
+	// redis is the cluster's shared Redis (cluster.redis_url), nil on a
+	// single node. It connects lazily and reconnects by itself.
+	redis    *redis.Client
+	configMu sync.Mutex // one configuration change at a time
+	stopping atomic.Bool
+	stopOnce sync.Once
 }
 
 // Option customises Start.
@@ -192,6 +197,12 @@ func Start(ctx context.Context, cfg *conf.Config, opts ...Option) (*Runtime, err
 		cacheFront: cache.NewFront(),
 	}
 	rt.models = newDiscovery(rt)
+	if url := cfg.Cluster.RedisURL; url != "" {
+		if rt.redis, err = cluster.Dial(url); err != nil {
+			closeBuiltins(context.Background(), builtins, *o.log)
+			return nil, err
+		}
+	}
 	// The fault hook is a receive middleware on every actor, and protoactor
 	// then wraps each message in an envelope (3 allocations per task): it is
 	// installed only when faults may be injected.
@@ -324,6 +335,9 @@ func (rt *Runtime) Stop(ctx context.Context) error {
 		rt.system.Shutdown()
 		rt.dispatcher.Close()
 		closeBuiltins(context.WithoutCancel(ctx), rt.builtins, rt.log)
+		if rt.redis != nil {
+			_ = rt.redis.Close()
+		}
 	})
 	return err
 }

@@ -27,6 +27,7 @@ type Config struct {
 	ErrorRecovery     ErrorRecovery       `toml:"error_recovery" json:"error_recovery"`
 	ParallelExecution ParallelExecution   `toml:"parallel_execution" json:"parallel_execution"`
 	Monitoring        Monitoring          `toml:"monitoring" json:"monitoring"`
+	Cluster           Cluster             `toml:"cluster" json:"cluster"`
 	Upstreams         map[string]Upstream `toml:"upstreams" json:"upstreams"`
 }
 
@@ -71,6 +72,7 @@ type Cache struct {
 	EvictionPolicy  string  `toml:"eviction_policy" json:"eviction_policy"`     // lru, lfu, fifo; default "lru"
 	L3Path          string  `toml:"l3_path" json:"l3_path"`                     // directory of the L3 store; default "./data/cache"; restart to change
 	ShareAcrossKeys bool    `toml:"share_across_keys" json:"share_across_keys"` // default false: the credential is part of the key
+	L3Backend       string  `toml:"l3_backend" json:"l3_backend"`               // "bolt" (the file at l3_path) or "redis" (shared through cluster.redis_url); default "bolt"; restart to change
 }
 
 // RateLimit configures the adaptive per-upstream rate limiter.
@@ -115,6 +117,15 @@ type Monitoring struct {
 	MetricsRetention         float64 `toml:"metrics_retention" json:"metrics_retention"`                   // seconds; default 86400
 	ExportInterval           float64 `toml:"export_interval" json:"export_interval"`                       // seconds; default 60
 	PushURL                  string  `toml:"push_url" json:"push_url"`                                     // Prometheus text pushed here every export_interval; default ""
+}
+
+// Cluster makes deerd one node of several that share rate limits,
+// breakers, the L3 cache and tasks through Redis (docs/cluster.md).
+type Cluster struct {
+	// RedisURL is the Redis every node of the cluster uses, as
+	// redis://[user:password@]host:port[/db] (rediss:// for TLS). Default ""
+	// (one node: nothing is shared, nothing to install). Restart to change.
+	RedisURL string `toml:"redis_url" json:"redis_url"`
 }
 
 // Upstream is one provider deer may call, a [upstreams.NAME] table. NAME
@@ -230,6 +241,7 @@ func Default() *Config {
 			CleanupInterval: 300,
 			EvictionPolicy:  "lru",
 			L3Path:          "./data/cache",
+			L3Backend:       "bolt",
 		},
 		RateLimit: RateLimit{
 			InitialRate:      10,

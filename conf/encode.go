@@ -2,7 +2,9 @@ package conf
 
 import (
 	"bytes"
+	"net/url"
 	"slices"
+	"strings"
 
 	"github.com/BurntSushi/toml"
 
@@ -30,13 +32,15 @@ func (c *Config) Clone() *Config {
 }
 
 // Redacted returns a copy safe to show: the admin token, when set, is
-// RedactedValue. Upstream API keys are never in the configuration (only the
-// names of the env vars holding them), so upstreams are shown as they are.
+// RedactedValue, and so is the password in cluster.redis_url. Upstream API
+// keys are never in the configuration (only the names of the env vars
+// holding them), so upstreams are shown as they are.
 func (c *Config) Redacted() *Config {
 	n := c.Clone()
 	if n.Server.AdminToken != "" {
 		n.Server.AdminToken = RedactedValue
 	}
+	n.Cluster.RedisURL = redactURL(n.Cluster.RedisURL)
 	if n.Upstreams == nil {
 		n.Upstreams = map[string]Upstream{} // {} rather than null in JSON
 	}
@@ -67,4 +71,26 @@ func (u Upstream) MarshalJSON() ([]byte, error) {
 		p.Endpoints = []string{}
 	}
 	return jsonout.Marshal(p) // not HTML-escaped: a base_url's & stays &
+}
+
+// redactURL replaces the password of a URL with RedactedValue, written as
+// it is rather than percent-encoded; other URLs, and strings that do not
+// parse, are returned as they are.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.User == nil {
+		return s
+	}
+	if _, set := u.User.Password(); !set {
+		return s
+	}
+	head, rest, _ := strings.Cut(s, "://")
+	authority, path, slash := strings.Cut(rest, "/")
+	at := strings.LastIndex(authority, "@")
+	user, _, _ := strings.Cut(authority[:at], ":")
+	out := head + "://" + user + ":" + RedactedValue + authority[at:]
+	if slash {
+		out += "/" + path
+	}
+	return out
 }

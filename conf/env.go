@@ -49,6 +49,7 @@ var envVars = []EnvVar{
 	{"DEER_CACHE_EVICTION_POLICY", "cache.eviction_policy"},
 	{"DEER_L3_PATH", "cache.l3_path"},
 	{"DEER_CACHE_SHARE_ACROSS_KEYS", "cache.share_across_keys"},
+	{"DEER_L3_BACKEND", "cache.l3_backend"},
 
 	{"DEER_INITIAL_RATE", "rate_limit.initial_rate"},
 	{"DEER_MAX_RATE", "rate_limit.max_rate"},
@@ -81,6 +82,8 @@ var envVars = []EnvVar{
 	{"DEER_METRICS_RETENTION", "monitoring.metrics_retention"},
 	{"DEER_EXPORT_INTERVAL", "monitoring.export_interval"},
 	{"DEER_PUSH_URL", "monitoring.push_url"},
+
+	{"DEER_REDIS_URL", "cluster.redis_url"},
 }
 
 // EnvVars returns every DEER_* variable deer reads and the key it sets.

@@ -90,6 +90,8 @@ func TestEveryEnvVarIsRead(t *testing.T) {
 		"DEER_METRICS_RETENTION":          {"3600", 3600.0},
 		"DEER_EXPORT_INTERVAL":            {"15", 15.0},
 		"DEER_PUSH_URL":                   {"http://127.0.0.1:9091/metrics/job/deer", "http://127.0.0.1:9091/metrics/job/deer"},
+		"DEER_L3_BACKEND":                 {"redis", "redis"},
+		"DEER_REDIS_URL":                  {"redis://:pw@127.0.0.1:6390/2", "redis://:pw@127.0.0.1:6390/2"},
 	}
 	if len(values) != len(EnvVars()) {
 		t.Fatalf("test has values for %d env vars, the table has %d", len(values), len(EnvVars()))
@@ -108,7 +110,11 @@ func TestEveryEnvVarIsRead(t *testing.T) {
 			if f.in(base).Interface() == v.want {
 				t.Fatalf("test value %v for %s is the default", v.want, e.Key)
 			}
-			c, src, err := LoadWithSource(LoadOptions{ConfigPath: "deer.toml", Lookup: env(map[string]string{e.Name: v.raw})})
+			vars := map[string]string{e.Name: v.raw}
+			if e.Name == "DEER_L3_BACKEND" { // "redis" needs a Redis
+				vars["DEER_REDIS_URL"] = "redis://127.0.0.1:6379"
+			}
+			c, src, err := LoadWithSource(LoadOptions{ConfigPath: "deer.toml", Lookup: env(vars)})
 			if err != nil {
 				t.Fatal(err)
 			}

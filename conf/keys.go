@@ -66,9 +66,9 @@ func Keys() []string {
 }
 
 // restartOnly are the keys a running deerd cannot change: the listener, the
-// admin credential, the open L3 store and the upstream set (actors are named
+// admin credential, the open L3 store, the cluster's Redis and the upstream set (actors are named
 // after upstreams and their pools, limiters and breakers built from them).
-var restartOnly = []string{"server.addr", "server.admin_token", "cache.l3_path", "upstreams"}
+var restartOnly = []string{"server.addr", "server.admin_token", "cache.l3_path", "cache.l3_backend", "cluster.redis_url", "upstreams"}
 
 // RequiresRestart reports whether key (a dotted key, or "upstreams" and
 // anything under it) cannot be changed through POST /config. An upstream's

@@ -37,6 +37,9 @@ func (c *Config) Patch(body []byte) (*Config, error) {
 	if next.Server.AdminToken == RedactedValue && c.Server.AdminToken != "" {
 		next.Server.AdminToken = c.Server.AdminToken
 	}
+	if next.Cluster.RedisURL != c.Cluster.RedisURL && next.Cluster.RedisURL == redactURL(c.Cluster.RedisURL) {
+		next.Cluster.RedisURL = c.Cluster.RedisURL
+	}
 	if errs := restartChanges(c, next); len(errs) > 0 {
 		return nil, errs
 	}

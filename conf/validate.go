@@ -80,6 +80,13 @@ func (c *Config) validate() FieldErrors {
 		v.add("cache.l3_path", "", "cache.l3_path %q must be UTF-8 without control characters", ca.L3Path)
 	}
 
+	v.oneOf("cache.l3_backend", ca.L3Backend, "bolt", "redis")
+	if c.Cluster.RedisURL != "" {
+		v.redisURL("cluster.redis_url", c.Cluster.RedisURL)
+	} else if ca.L3Backend == "redis" {
+		v.add("cache.l3_backend", "cluster.redis_url", `cache.l3_backend "redis" needs cluster.redis_url (DEER_REDIS_URL): the L3 entries live in that Redis`)
+	}
+
 	v.rateLimit(c.RateLimit, func(k string) string { return "rate_limit." + k })
 
 	e := c.ErrorRecovery
@@ -277,6 +284,36 @@ func (v *checker) oneOf(key, s string, allowed ...string) {
 			quoted[i] = strconv.Quote(a)
 		}
 		v.add(key, "", "%s (%q) must be one of %s", key, s, strings.Join(quoted, ", "))
+	}
+}
+
+// redisURL checks a Redis URL as go-redis's ParseURL takes it:
+// redis:// or rediss:// with a host, an optional numeric database and no
+// fragment. (conf does not import the client: this is the subset deer
+// documents.)
+func (v *checker) redisURL(key, s string) {
+	u, err := url.Parse(s)
+	switch {
+	case err != nil || !isText(s):
+		v.add(key, "", "%s must be a URL like redis://127.0.0.1:6379/0", key)
+	case u.Scheme != "redis" && u.Scheme != "rediss":
+		v.add(key, "", "%s (%q) must start with redis:// or rediss://", key, redactURL(s))
+	case u.Host == "" || u.Hostname() == "":
+		v.add(key, "", "%s (%q) must name a host, like redis://127.0.0.1:6379", key, redactURL(s))
+	case u.Fragment != "":
+		v.add(key, "", "%s (%q) must not have a #fragment", key, redactURL(s))
+	default:
+		if p := u.Port(); p != "" {
+			if n, err := strconv.ParseUint(p, 10, 16); err != nil || n == 0 {
+				v.add(key, "", "%s (%q) has an invalid port %q", key, redactURL(s), p)
+				return
+			}
+		}
+		if db := strings.Trim(u.Path, "/"); db != "" {
+			if n, err := strconv.ParseUint(db, 10, 8); err != nil || n > 15 {
+				v.add(key, "", "%s (%q): the path is the database number, 0-15, not %q", key, redactURL(s), db)
+			}
+		}
 	}
 }
 

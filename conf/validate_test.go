@@ -199,3 +199,56 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 		t.Errorf("Error() = %q does not join the problems", err)
 	}
 }
+
+func TestClusterKeys(t *testing.T) {
+	for _, tc := range []struct {
+		url, backend, want string // want: "" valid, else a fragment of the message
+	}{
+		{"", "bolt", ""},
+		{"redis://127.0.0.1:6379", "bolt", ""},
+		{"redis://:secret@10.0.0.5:6380/3", "redis", ""},
+		{"rediss://user:secret@redis.internal", "redis", ""},
+		{"", "redis", `cache.l3_backend "redis" needs cluster.redis_url`},
+		{"", "memcached", `cache.l3_backend ("memcached") must be one of "bolt", "redis"`},
+		{"http://127.0.0.1:6379", "bolt", "must start with redis:// or rediss://"},
+		{"127.0.0.1:6379", "bolt", "must be a URL like redis://"},
+		{"redis://", "bolt", "must name a host"},
+		{"redis://127.0.0.1:99999", "bolt", "invalid port"},
+		{"redis://127.0.0.1:6379/16", "bolt", "database number, 0-15"},
+		{"redis://:hunter2@127.0.0.1:6379/x", "bolt", "<redacted>"},
+	} {
+		c := Default()
+		c.Cluster.RedisURL, c.Cache.L3Backend = tc.url, tc.backend
+		err := c.Validate()
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%q/%q: %v", tc.url, tc.backend, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%q/%q: error %v, want it to contain %q", tc.url, tc.backend, err, tc.want)
+		case err != nil && strings.Contains(err.Error(), "hunter2"):
+			t.Errorf("%q: the error shows the password: %v", tc.url, err)
+		}
+	}
+}
+
+func TestRedisURLRedactedAndPatchedBack(t *testing.T) {
+	c := Default()
+	c.Cluster.RedisURL = "redis://deer:hunter2@127.0.0.1:6379/1"
+	shown := c.Redacted().Cluster.RedisURL
+	if shown != "redis://deer:<redacted>@127.0.0.1:6379/1" {
+		t.Fatalf("redacted redis_url = %q", shown)
+	}
+	if c.Cluster.RedisURL != "redis://deer:hunter2@127.0.0.1:6379/1" {
+		t.Fatal("Redacted changed the original")
+	}
+	next, err := c.Patch([]byte(`{"cluster": {"redis_url": "` + shown + `"}}`))
+	if err != nil {
+		t.Fatalf("posting the redacted URL back: %v", err)
+	}
+	if next.Cluster.RedisURL != c.Cluster.RedisURL {
+		t.Errorf("after patch redis_url = %q", next.Cluster.RedisURL)
+	}
+	if _, err := c.Patch([]byte(`{"cluster": {"redis_url": "redis://127.0.0.1:6390"}}`)); err == nil || !strings.Contains(err.Error(), "cluster.redis_url") {
+		t.Errorf("changing redis_url live: %v, want a restart error naming cluster.redis_url", err)
+	}
+}
