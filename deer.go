@@ -75,7 +75,10 @@ type Runtime struct {
 	models     *discovery                 // the model catalog (models.go)
 	// redis is the cluster's shared Redis (cluster.redis_url), nil on a
 	// single node. It connects lazily and reconnects by itself.
-	redis    *redis.Client
+	redis *redis.Client
+	// node is this node's view of the cluster: its id and how many nodes
+	// are alive (one, on a single node).
+	node     cluster.View
 	configMu sync.Mutex // one configuration change at a time
 	stopping atomic.Bool
 	stopOnce sync.Once
@@ -197,6 +200,7 @@ func Start(ctx context.Context, cfg *conf.Config, opts ...Option) (*Runtime, err
 		cacheFront: cache.NewFront(),
 	}
 	rt.models = newDiscovery(rt)
+	rt.node = cluster.Fixed{ID: cluster.NewNodeID(), N: 1}
 	if url := cfg.Cluster.RedisURL; url != "" {
 		if rt.redis, err = cluster.Dial(url); err != nil {
 			closeBuiltins(context.Background(), builtins, *o.log)
