@@ -7,6 +7,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 
+	"github.com/deer-runtime/deer/internal/cluster"
 	"github.com/deer-runtime/deer/internal/report"
 	"github.com/deer-runtime/deer/messages"
 	"github.com/deer-runtime/deer/supervisor"
@@ -38,13 +39,42 @@ const askTimeout = 500 * time.Millisecond
 
 // Health asks every actor how it is and builds the /health document.
 func (rt *Runtime) Health(ctx context.Context) *HealthReport {
-	return report.Health(rt.reportInput(ctx, false))
+	rep := report.Health(rt.reportInput(ctx, false))
+	if rt.members != nil {
+		rep.Cluster = rt.members.Health(rt.clock.Now())
+	}
+	return rep
 }
 
 // Metrics asks every actor for its numbers and its state, both questions at
 // once, and builds the /metrics document.
 func (rt *Runtime) Metrics(ctx context.Context) *MetricsReport {
-	return report.Metrics(rt.reportInput(ctx, true), report.Process())
+	in := rt.reportInput(ctx, true)
+	rep := report.Metrics(in, report.Process())
+	if rt.members != nil {
+		rep.Cluster = clusterMetrics(rt.members.Health(rt.clock.Now()), in)
+	}
+	return rep
+}
+
+// ClusterMetrics is /metrics' cluster object: the membership and, per
+// upstream, this node's side of the shared budget.
+type ClusterMetrics struct {
+	cluster.Health
+	Limiters map[string]*messages.LimiterCluster `json:"limiters"`
+}
+
+func clusterMetrics(h cluster.Health, in report.Input) ClusterMetrics {
+	m := ClusterMetrics{Health: h, Limiters: map[string]*messages.LimiterCluster{}}
+	for _, a := range in.Answers {
+		if a.Stats == nil {
+			continue
+		}
+		if s, ok := a.Stats.Stats.(*messages.LimiterStats); ok && s.Cluster != nil {
+			m.Limiters[s.Upstream] = s.Cluster
+		}
+	}
+	return m
 }
 
 // Ready reports whether every actor outside the worker pool answers.

@@ -79,7 +79,8 @@ type Runtime struct {
 	// node is this node's view of the cluster: its id and how many nodes
 	// are alive (one, on a single node).
 	node     cluster.View
-	configMu sync.Mutex // one configuration change at a time
+	members  *cluster.Members // the heartbeat's view; nil on a single node
+	configMu sync.Mutex       // one configuration change at a time
 	stopping atomic.Bool
 	stopOnce sync.Once
 }
@@ -206,6 +207,18 @@ func Start(ctx context.Context, cfg *conf.Config, opts ...Option) (*Runtime, err
 			closeBuiltins(context.Background(), builtins, *o.log)
 			return nil, err
 		}
+		rt.members = cluster.NewMembers(rt.node.NodeID())
+		rt.node = rt.members
+		members := rt.members
+		rt.set.GetOrCreateGauge("deer_cluster_nodes_alive", func() float64 { return float64(members.Alive()) })
+		rt.set.GetOrCreateGauge("deer_cluster_redis_up", func() float64 {
+			if members.Up() {
+				return 1
+			}
+			return 0
+		})
+		rt.log.Info().Str("node", rt.node.NodeID()).Str("redis", cfg.Redacted().Cluster.RedisURL).
+			Msg("cluster node: limits, breakers and tasks shared through redis")
 	}
 	// The fault hook is a receive middleware on every actor, and protoactor
 	// then wraps each message in an envelope (3 allocations per task): it is

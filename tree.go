@@ -15,6 +15,7 @@ import (
 	"github.com/deer-runtime/deer/actors/breaker"
 	"github.com/deer-runtime/deer/actors/cache"
 	"github.com/deer-runtime/deer/actors/limiter"
+	"github.com/deer-runtime/deer/actors/member"
 	"github.com/deer-runtime/deer/actors/metrics"
 	"github.com/deer-runtime/deer/actors/pool"
 	"github.com/deer-runtime/deer/actors/router"
@@ -77,10 +78,10 @@ func (rt *Runtime) spawnTree(policy supervisor.Policy, extra []supervisor.ChildS
 		group("upstreams", func() []supervisor.ChildSpec { return pooled(rt.upstreamActors()) }),
 		group("cache", func() []supervisor.ChildSpec { return pooled(rt.cacheActors()) }),
 		group("observability", func() []supervisor.ChildSpec {
-			specs := pooled([]supervisor.ChildSpec{{Name: "metrics", Props: metrics.Props(metrics.Deps{
+			specs := pooled(append([]supervisor.ChildSpec{{Name: "metrics", Props: metrics.Props(metrics.Deps{
 				Name: "metrics", Live: rt.live, Clock: rt.clock, Log: rt.log, Metrics: rt.set,
 				Snapshot: func(ctx context.Context) any { return rt.Metrics(ctx) },
-			})}})
+			})}}, rt.clusterActors()...))
 			return append(specs, extra...)
 		}),
 	}
@@ -95,7 +96,7 @@ func (rt *Runtime) spawnTree(policy supervisor.Policy, extra []supervisor.ChildS
 	for _, g := range groups {
 		expected = append(expected, g.Name)
 	}
-	for _, specs := range [][]supervisor.ChildSpec{rt.upstreamActors(), rt.cacheActors(), extra} {
+	for _, specs := range [][]supervisor.ChildSpec{rt.upstreamActors(), rt.cacheActors(), rt.clusterActors(), extra} {
 		for _, c := range specs {
 			expected = append(expected, c.Name)
 		}
@@ -121,7 +122,7 @@ func (rt *Runtime) upstreamActors() []supervisor.ChildSpec {
 			})},
 			supervisor.ChildSpec{Name: "limiter/" + name, Props: limiter.Props(limiter.Deps{
 				Name: "limiter/" + name, Upstream: name, Live: rt.live, Clock: rt.clock, Log: rt.log, Metrics: rt.set,
-				Reservoir: rt.reservoirs[name],
+				Reservoir: rt.reservoirs[name], Shared: rt.sharedLimit(),
 			})},
 			supervisor.ChildSpec{Name: "batch/" + name, Props: batch.Props(batch.Deps{
 				Name: "batch/" + name, Upstream: name, Live: rt.live, Clock: rt.clock, Log: rt.log, Metrics: rt.set,
@@ -138,6 +139,26 @@ func (rt *Runtime) upstreamActors() []supervisor.ChildSpec {
 		}
 	}
 	return specs
+}
+
+// clusterActors is the heartbeat actor, "cluster", when cluster.redis_url
+// is set; none on a single node.
+func (rt *Runtime) clusterActors() []supervisor.ChildSpec {
+	if rt.members == nil {
+		return nil
+	}
+	return []supervisor.ChildSpec{{Name: "cluster", Props: member.Props(member.Deps{
+		Name: "cluster", Members: rt.members, Redis: rt.redis, Clock: rt.clock, Log: rt.log,
+	})}}
+}
+
+// sharedLimit makes every limiter lease from the cluster's budget when
+// cluster.redis_url is set; nil on a single node.
+func (rt *Runtime) sharedLimit() *limiter.Shared {
+	if rt.redis == nil {
+		return nil
+	}
+	return &limiter.Shared{Redis: rt.redis, Node: rt.node}
 }
 
 // cacheActors are the three tiers. L1 writes the Front the router reads;

@@ -92,6 +92,22 @@ type LimiterStats struct {
 	PausedFor      float64 `json:"paused_for"`      // seconds left of a Retry-After pause
 	Retries        uint64  `json:"retries"`         // retries granted from the budget
 	RetriesRefused uint64  `json:"retries_refused"` // retries refused: budget spent
+	// Cluster is the shared budget's side (cluster.redis_url set); nil on
+	// a single node.
+	Cluster *LimiterCluster `json:"cluster,omitempty"`
+}
+
+// LimiterCluster is how one node's limiter takes part in the cluster-wide
+// budget of its upstream (docs/cluster.md, "Global rate limit").
+type LimiterCluster struct {
+	SharedRate  float64 `json:"shared_rate"`  // the cluster's rate for the upstream, requests/s, as last read
+	Pilot       bool    `json:"pilot"`        // this node runs the adaptation for the cluster
+	Leased      uint64  `json:"leased"`       // tokens leased from the shared budget
+	RedisCalls  uint64  `json:"redis_calls"`  // lease round trips
+	RedisErrors uint64  `json:"redis_errors"` // lease calls that failed
+	Fallback    bool    `json:"fallback"`     // Redis unreachable: limiting locally at shared_rate / nodes_alive
+	LocalRate   float64 `json:"local_rate"`   // the rate used while in fallback
+	NodesAlive  int     `json:"nodes_alive"`  // as last seen
 }
 
 // BreakerStats is one upstream endpoint's circuit breaker.

@@ -3,6 +3,7 @@ package limiter
 import (
 	"container/heap"
 	"fmt"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -28,6 +29,9 @@ type Deps struct {
 	// Reservoir, when set, is filled with tokens ahead of demand for
 	// workers to take without a message (see Reservoir).
 	Reservoir *Reservoir
+	// Shared, when set, makes the rate a cluster-wide budget leased from
+	// Redis (cluster.go); nil on a single node.
+	Shared *Shared
 }
 
 // memo is what one incarnation hands the next across a restart (SPEC §6:
@@ -73,6 +77,7 @@ type Actor struct {
 	retries, refused uint64 // retries let in, refused by the budget
 
 	alarm clock.Alarm // wakes the limiter when the head waiter's tokens are due
+	sh    *shared     // the cluster side; nil on a single node
 
 	mRate, mWaiting      *metrics.Gauge
 	mGranted, mThrottled *metrics.Counter
@@ -103,13 +108,23 @@ func (a *Actor) Receive(ctx actor.Context) {
 		if a.alarm.Fired(msg.gen) {
 			a.drain(ctx)
 		}
+	case *leased:
+		a.onLeased(ctx, msg)
+	case *leaseTick:
+		if a.sh.leaseAlarm.Fired(msg.gen) {
+			a.lease(ctx, a.need())
+		}
+	case *reportTick:
+		if a.sh.reportAlarm.Fired(msg.gen) {
+			a.onReport(ctx)
+		}
 	case *messages.RetryBudgetQuery:
 		admin.Respond(ctx, a.budgetReport())
 	case *actor.Stopping:
-		a.alarm.Stop()
+		a.stopAlarms()
 		a.save(false)
 	case *actor.Restarting:
-		a.alarm.Stop()
+		a.stopAlarms()
 		a.save(true)
 	case *actor.Stopped:
 	default:
@@ -142,7 +157,22 @@ func (a *Actor) start(ctx actor.Context) {
 	} else {
 		a.bucket, a.budget = NewBucket(now, settings), NewBudget(settings.Window)
 	}
+	if a.d.Shared != nil {
+		up := metricname.Labels("upstream", a.d.Upstream)
+		// A restarted limiter starts with no lease: it asks for one on
+		// the first demand, and reports at once to learn the shared rate.
+		a.sh = a.newShared(up)
+		a.lease(ctx, 0)
+	}
 	a.drain(ctx)
+}
+
+func (a *Actor) stopAlarms() {
+	a.alarm.Stop()
+	if a.sh != nil {
+		a.sh.leaseAlarm.Stop()
+		a.sh.reportAlarm.Stop()
+	}
 }
 
 // save leaves the state for the next incarnation. Waiters are kept only
@@ -181,7 +211,7 @@ func (a *Actor) acquire(ctx actor.Context, msg *messages.AcquireToken) {
 		a.retries += uint64(n)
 		a.mRetries.Add(n)
 	}
-	if !a.enabled || (a.waiting.Len() == 0 && a.bucket.Allow(now, n)) {
+	if !a.enabled || (a.waiting.Len() == 0 && a.allow(ctx, now, n)) {
 		a.grant(ctx, to, msg.ID, n)
 		return
 	}
@@ -202,7 +232,7 @@ func (a *Actor) drain(ctx actor.Context) {
 	now := a.d.Clock.Now()
 	for a.waiting.Len() > 0 {
 		head := a.waiting[0]
-		if a.enabled && !a.bucket.Allow(now, head.count) {
+		if a.enabled && !a.allow(ctx, now, head.count) {
 			break
 		}
 		heap.Pop(&a.waiting)
@@ -212,7 +242,11 @@ func (a *Actor) drain(ctx actor.Context) {
 	a.mRate.Set(a.bucket.Rate())
 	if a.waiting.Len() == 0 {
 		a.alarm.Stop()
-		a.topUp(now)
+		a.topUp(ctx, now)
+		return
+	}
+	if a.clustered() {
+		a.alarm.Stop() // the lease's answer (or its leaseTick) drains again
 		return
 	}
 	due := now.Add(a.bucket.Wait(now, a.waiting[0].count))
@@ -223,18 +257,34 @@ func (a *Actor) drain(ctx actor.Context) {
 // topUp counts the tokens workers took from the reservoir (as granted
 // first attempts) and fills it again from the bucket. Only tokens the
 // bucket has are moved: a refused Allow would read as demand.
-func (a *Actor) topUp(now time.Time) {
+func (a *Actor) topUp(ctx actor.Context, now time.Time) {
 	r := a.d.Reservoir
 	if r == nil {
 		return
 	}
-	if n := r.collect(); n > 0 {
-		a.granted += n
-		a.mGranted.Add(int(n))
-		a.budget.Request(now, int(n))
+	taken := r.collect()
+	if taken > 0 {
+		a.granted += taken
+		a.mGranted.Add(int(taken))
+		a.budget.Request(now, int(taken))
 	}
 	if !a.enabled || now.Before(a.bucket.PausedUntil()) {
 		r.empty()
+		return
+	}
+	if a.clustered() {
+		// Only leased tokens go in, and a lease is asked for only when
+		// workers took tokens since the last look: a node without demand
+		// must not spend the cluster's budget.
+		want := reservoirSize(a.sh.rate, a.bucket.Settings().Burst) - r.Len()
+		for ; want > 0 && a.sh.stock > 0 && now.Before(a.sh.stockUntil); want-- {
+			a.sh.stock--
+			r.put(1)
+		}
+		if want > 0 && taken > 0 {
+			a.sh.demand = 1
+			a.lease(ctx, 1)
+		}
 		return
 	}
 	want := reservoirSize(a.bucket.Rate(), a.bucket.Settings().Burst) - r.Len()
@@ -251,6 +301,13 @@ func (a *Actor) observe(ctx actor.Context, msg *messages.ReportOutcome) {
 	if o.Throttled() {
 		a.mThrottled.Inc()
 	}
+	if a.clustered() {
+		if o.Throttled() || o.RetryAfter > 0 {
+			a.d.Reservoir.empty()
+		}
+		a.observeShared(ctx, o)
+		return
+	}
 	if o.Throttled() || o.RetryAfter > 0 {
 		a.d.Reservoir.empty() // tokens taken at the old rate must not outlive the throttle
 	}
@@ -262,7 +319,7 @@ func (a *Actor) observe(ctx actor.Context, msg *messages.ReportOutcome) {
 		return
 	}
 	if a.waiting.Len() == 0 {
-		a.topUp(now)
+		a.topUp(ctx, now)
 	}
 }
 
@@ -292,6 +349,9 @@ func (a *Actor) apply(ctx actor.Context, cfg *conf.Config) {
 		now := a.d.Clock.Now()
 		a.logChange(a.bucket.Configure(now, s))
 		a.budget.SetWindow(now, s.Window)
+		if a.sh != nil && a.sh.pilot {
+			a.sh.newRate = a.bucket.Rate() // the cluster follows its pilot's configuration
+		}
 	}
 	a.drain(ctx) // disabled: everyone waiting goes now; otherwise the due time may have moved
 }
@@ -305,6 +365,10 @@ func (a *Actor) status() *messages.StatusReport {
 	case now.Before(a.bucket.PausedUntil()):
 		r.State = messages.StateDegraded
 		r.Detail = fmt.Sprintf("paused by the upstream's Retry-After for %s", a.bucket.PausedUntil().Sub(now).Round(time.Millisecond))
+	case a.sh != nil && a.sh.fallback:
+		r.State = messages.StateDegraded
+		r.Detail = fmt.Sprintf("redis unreachable: limiting locally at %s req/s = shared rate %s / %d nodes alive",
+			strconv.FormatFloat(a.sh.localRate, 'f', -1, 64), strconv.FormatFloat(a.sh.rate, 'f', -1, 64), a.sh.nodesAlive)
 	}
 	return r
 }
@@ -332,6 +396,7 @@ func (a *Actor) stats() *messages.LimiterStats {
 		PausedFor:      paused,
 		Retries:        a.retries,
 		RetriesRefused: a.refused,
+		Cluster:        a.clusterStats(),
 	}
 }
 

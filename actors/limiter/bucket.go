@@ -255,13 +255,7 @@ func (b *Bucket) setRate(now time.Time, r float64, reason string) (Change, bool)
 // Observe feeds one call's outcome to the adaptation rules and applies its
 // Retry-After. It reports the rate change it caused, if any.
 func (b *Bucket) Observe(now time.Time, o Outcome) (Change, bool) {
-	if o.RetryAfter > 0 {
-		if until := now.Add(min(o.RetryAfter, MaxPause)); until.After(b.pausedUntil) {
-			b.refill(now)
-			b.pausedUntil = until
-			b.tokens = math.Min(b.tokens, 1)
-		}
-	}
+	b.Pause(now, o.RetryAfter)
 	switch {
 	case o.Throttled():
 		b.throttles++
@@ -274,6 +268,23 @@ func (b *Bucket) Observe(now time.Time, o Outcome) (Change, bool) {
 	}
 	return Change{}, false
 }
+
+// Pause stops grants for d (a Retry-After), at most MaxPause; a shorter
+// pause than one in force changes nothing.
+func (b *Bucket) Pause(now time.Time, d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	if until := now.Add(min(d, MaxPause)); until.After(b.pausedUntil) {
+		b.refill(now)
+		b.pausedUntil = until
+		b.tokens = math.Min(b.tokens, 1)
+	}
+}
+
+// NoteDemand records that callers wanted more than the rate gave them, as a
+// refused Allow does: in a cluster the refusals happen on other nodes.
+func (b *Bucket) NoteDemand(now time.Time) { b.lastDemand = now }
 
 func (b *Bucket) decrease(now time.Time) (Change, bool) {
 	f := b.s.AdaptationFactor

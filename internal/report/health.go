@@ -11,6 +11,9 @@ type HealthReport struct {
 	AdvancedComponents map[string]string      `json:"advanced_components"`
 	Actors             map[string]ActorHealth `json:"actors"`
 	UptimeSeconds      float64                `json:"uptime_seconds"`
+	// Cluster is this node's view of the cluster (cluster.redis_url set):
+	// node id, Redis reachable, nodes alive; absent on a single node.
+	Cluster any `json:"cluster,omitempty"`
 }
 
 // HealthConfiguration is the switches /health echoes.

@@ -20,6 +20,9 @@ type MetricsReport struct {
 	Export                *messages.MetricsStats `json:"metrics_export,omitempty"` // history snapshots and pushes
 	Actors                ActorsSummary          `json:"actors"`
 	SystemInfo            SystemInfo             `json:"system_info"`
+	// Cluster: as /health's, plus the shared budget of each upstream;
+	// absent on a single node.
+	Cluster any `json:"cluster,omitempty"`
 }
 
 // PoolSummary sums the upstream pools. Each upstream has a pool of its own

@@ -1,0 +1,140 @@
+package cluster
+
+import (
+	"context"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Membership timing: a node heartbeats every HeartbeatEvery and counts as
+// alive while its last heartbeat is under AliveFor old, so one lost
+// heartbeat does not drop it and a SIGKILLed node is gone within 3 s.
+const (
+	HeartbeatEvery = time.Second
+	AliveFor       = 3 * time.Second
+)
+
+// nodesKey is the sorted set of members: node id scored by the time of its
+// last heartbeat (Unix ms, the node's clock: nodes' clocks must agree to
+// well under AliveFor, as NTP keeps them).
+var nodesKey = Key("nodes")
+
+// Members is this node's view of the cluster, kept by heartbeats (Beat)
+// and read lock-free by the limiter (Alive). It implements View.
+type Members struct {
+	id    string
+	alive atomic.Int64
+
+	mu        sync.Mutex
+	up        bool
+	downSince time.Time
+	lastErr   string
+	members   []Member
+	beats     uint64
+	failures  uint64
+}
+
+// Member is one node as the last heartbeat saw it.
+type Member struct {
+	ID       string    `json:"id"`
+	LastSeen time.Time `json:"last_seen"`
+}
+
+// NewMembers returns the view of node id before its first heartbeat: it
+// alone is alive, Redis not yet reached.
+func NewMembers(id string) *Members {
+	m := &Members{id: id}
+	m.alive.Store(1)
+	return m
+}
+
+// NodeID implements View.
+func (m *Members) NodeID() string { return m.id }
+
+// Alive implements View: the nodes alive at the last heartbeat that reached
+// Redis (at least 1). A node cut off from Redis keeps the count it last saw.
+func (m *Members) Alive() int { return int(max(1, m.alive.Load())) }
+
+// Up reports whether the last heartbeat reached Redis.
+func (m *Members) Up() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.up
+}
+
+// Beat records this node's heartbeat and reads the members, in one
+// transaction: add itself at now, drop members silent for AliveFor, list
+// the rest.
+func (m *Members) Beat(ctx context.Context, c redis.Cmdable, now time.Time) error {
+	ms := now.UnixMilli()
+	var list *redis.ZSliceCmd
+	_, err := c.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.ZAdd(ctx, nodesKey, redis.Z{Score: float64(ms), Member: m.id})
+		p.ZRemRangeByScore(ctx, nodesKey, "-inf", "("+strconv.FormatInt(ms-AliveFor.Milliseconds(), 10))
+		list = p.ZRangeWithScores(ctx, nodesKey, 0, -1)
+		p.PExpire(ctx, nodesKey, 10*AliveFor)
+		return nil
+	})
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err != nil {
+		m.failures++
+		m.lastErr = err.Error()
+		if m.up || m.downSince.IsZero() {
+			m.downSince = now
+		}
+		m.up = false
+		return err
+	}
+	m.beats++
+	m.up, m.downSince, m.lastErr = true, time.Time{}, ""
+	m.members = m.members[:0]
+	for _, z := range list.Val() {
+		id, _ := z.Member.(string)
+		m.members = append(m.members, Member{ID: id, LastSeen: time.UnixMilli(int64(z.Score))})
+	}
+	slices.SortFunc(m.members, func(a, b Member) int { return strings.Compare(a.ID, b.ID) })
+	m.alive.Store(int64(max(1, len(m.members))))
+	return nil
+}
+
+// Leave removes this node at once (a clean stop), rather than after
+// AliveFor.
+func (m *Members) Leave(ctx context.Context, c redis.Cmdable) error {
+	return c.ZRem(ctx, nodesKey, m.id).Err()
+}
+
+// Health is the cluster as /health shows it.
+type Health struct {
+	NodeID     string   `json:"node_id"`
+	RedisUp    bool     `json:"redis_up"`
+	RedisError string   `json:"redis_error,omitempty"`
+	DownFor    float64  `json:"redis_down_seconds,omitempty"` // since the first failed heartbeat
+	NodesAlive int      `json:"nodes_alive"`
+	Members    []Member `json:"members"`
+	Heartbeats uint64   `json:"heartbeats"`
+	Failures   uint64   `json:"heartbeat_failures"`
+}
+
+// Health returns the view at now.
+func (m *Members) Health(now time.Time) Health {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	h := Health{
+		NodeID: m.id, RedisUp: m.up, RedisError: m.lastErr, NodesAlive: m.Alive(),
+		Members: slices.Clone(m.members), Heartbeats: m.beats, Failures: m.failures,
+	}
+	if h.Members == nil {
+		h.Members = []Member{}
+	}
+	if !m.up && !m.downSince.IsZero() {
+		h.DownFor = now.Sub(m.downSince).Seconds()
+	}
+	return h
+}
