@@ -105,6 +105,7 @@ type LimiterCluster struct {
 	Leased      uint64  `json:"leased"`       // tokens leased from the shared budget
 	RedisCalls  uint64  `json:"redis_calls"`  // lease round trips
 	RedisErrors uint64  `json:"redis_errors"` // lease calls that failed
+	Leasing     bool    `json:"leasing"`      // a lease call is out now
 	Fallback    bool    `json:"fallback"`     // Redis unreachable: limiting locally at shared_rate / nodes_alive
 	LocalRate   float64 `json:"local_rate"`   // the rate used while in fallback
 	NodesAlive  int     `json:"nodes_alive"`  // as last seen

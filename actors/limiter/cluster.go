@@ -44,6 +44,11 @@ const (
 	// retryRedis: how long after a failed call a node in fallback tries
 	// Redis again.
 	retryRedis = time.Second
+	// leaseGap: after a lease that got less than it asked for, the node
+	// waits this long (or until the next token is due, if later) before it
+	// asks again, so that nodes short of budget do not poll Redis in a
+	// loop for a token each: the budget accrues while they wait.
+	leaseGap = 20 * time.Millisecond
 	// redisTimeout bounds one lease call.
 	redisTimeout = 500 * time.Millisecond
 )
@@ -55,6 +60,8 @@ type shared struct {
 	stock      int       // leased tokens on hand
 	stockUntil time.Time // when they lapse
 	leasing    bool      // a lease call is out
+	nextLease  time.Time // no call for tokens before it (leaseGap)
+	asked      int       // tokens the call out asked for
 	again      bool      // a reason to call came while one was out
 
 	// Outcomes since the last call, for the pilot.
@@ -120,8 +127,16 @@ func (a *Actor) lease(ctx actor.Context, need int) {
 		return
 	}
 	now := a.d.Clock.Now()
+	if need > 0 {
+		// Paused by a Retry-After, or short of budget a moment ago: ask
+		// when that ends, not in a loop.
+		if at := later(sh.nextLease, a.bucket.PausedUntil()); now.Before(at) {
+			a.leaseAt(at)
+			return
+		}
+	}
 	want := 0
-	if need > 0 && !now.Before(a.bucket.PausedUntil()) {
+	if need > 0 {
 		want = max(need, int(math.Ceil(sh.rate*sliceSeconds)))
 		want = min(want, max(a.bucket.Settings().Burst, need))
 	}
@@ -135,7 +150,7 @@ func (a *Actor) lease(ctx actor.Context, need int) {
 		req.NewRate = sh.newRate
 	}
 	sh.accepted, sh.throttled, sh.demand = 0, 0, 0
-	sh.leasing, sh.again = true, false
+	sh.leasing, sh.again, sh.asked = true, false, want
 	sh.calls++
 	sh.mCalls.Inc()
 	system, self, rds, node := a.system, a.self, sh.d.Redis, sh.d.Node.NodeID()
@@ -193,17 +208,29 @@ func (a *Actor) onLeased(ctx actor.Context, msg *leased) {
 		sh.leased += uint64(r.Granted)
 		sh.mLeased.Add(r.Granted)
 	}
+	if r.Granted < sh.asked {
+		sh.nextLease = now.Add(max(r.Wait, leaseGap))
+	}
 	a.drain(ctx)
-	switch {
-	case sh.again && r.Granted > 0:
-		a.lease(ctx, a.need())
-	case a.need() > 0 && r.Granted == 0:
-		system, self := a.system, a.self
-		sh.leaseAlarm.Set(a.d.Clock, now.Add(max(r.Wait, time.Millisecond)), func(gen uint64) {
-			system.Root.Send(self, &leaseTick{gen: gen})
-		})
+	if sh.again || a.need() > 0 {
+		a.lease(ctx, max(a.need(), 1))
 	}
 	a.scheduleReport(reportEvery)
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+// leaseAt asks for tokens at t.
+func (a *Actor) leaseAt(t time.Time) {
+	system, self := a.system, a.self
+	a.sh.leaseAlarm.Set(a.d.Clock, t, func(gen uint64) {
+		system.Root.Send(self, &leaseTick{gen: gen})
+	})
 }
 
 // adapt runs the bucket's rules on the cluster's outcomes since the last
@@ -286,6 +313,6 @@ func (a *Actor) clusterStats() *messages.LimiterCluster {
 	}
 	return &messages.LimiterCluster{
 		SharedRate: sh.rate, Pilot: sh.pilot, Leased: sh.leased, RedisCalls: sh.calls,
-		RedisErrors: sh.errors, Fallback: sh.fallback, LocalRate: sh.localRate, NodesAlive: sh.nodesAlive,
+		RedisErrors: sh.errors, Leasing: sh.leasing, Fallback: sh.fallback, LocalRate: sh.localRate, NodesAlive: sh.nodesAlive,
 	}
 }

@@ -5,6 +5,7 @@
 package cluster
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"time"
@@ -20,6 +21,17 @@ const (
 	dialTimeout = time.Second
 	ioTimeout   = 500 * time.Millisecond
 )
+
+func init() {
+	// go-redis logs dial failures on its own, unstructured, once per
+	// attempt; deer logs Redis going away and coming back itself (the
+	// cluster actor and the limiters), once per change.
+	redis.SetLogger(quiet{})
+}
+
+type quiet struct{}
+
+func (quiet) Printf(context.Context, string, ...any) {}
 
 // Dial returns a client of the Redis at url (cluster.redis_url). It does
 // not connect: go-redis connects on first use and reconnects by itself, so
