@@ -9,7 +9,7 @@ FUZZ_TARGETS := ./conf:FuzzLoadTOML ./conf:FuzzEnv ./conf:FuzzPatch \
 	./httpapi:FuzzPostConfig ./httpapi:FuzzPostTask ./httpapi:FuzzOpenAIBody ./httpapi:FuzzPostFaults \
 	./internal/sim:FuzzChat ./internal/sim:FuzzEmbeddings ./internal/sim:FuzzSearch ./internal/sim:FuzzControl
 
-.PHONY: help build run test verify bench chaos fuzz compat clean
+.PHONY: help build run test verify bench chaos cluster-demo fuzz compat clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -52,5 +52,9 @@ fuzz: ## run every fuzz target briefly (FUZZTIME=10s each)
 compat: ## the OpenAI SDK and LangChain (npm) against a real deerd; needs node and npm
 	scripts/compat/run.sh
 
+cluster-demo: build ## three deerd nodes sharing one redis-server (installed by scripts/test-deps.sh) in front of deersim at 200 req/s: shared rate, a node SIGKILLed, Redis killed and back (QUICK=1: ~30 s)
+	scripts/test-deps.sh >/dev/null
+	./$(BIN)/deercluster $(if $(QUICK),--quick)
+
 clean: ## remove build output and the scratch directories of bench and chaos
-	rm -rf $(BIN) .bench .chaos
+	rm -rf $(BIN) .bench .chaos .cluster

@@ -1,0 +1,561 @@
+// Package clusterdrill is `make cluster-demo` (cmd/deercluster) and its
+// test: a real redis-server, one deersim of limited capacity and three
+// deerd processes sharing that Redis, driven open-loop, while one node is
+// SIGKILLed and then Redis itself is killed and restarted. It measures what
+// issue 13 asks (the cluster's accepted rate upstream against the
+// capacity, the share of 429s, Redis round trips per upstream call, lost
+// answers, how fast the survivors see a node go and Redis go and come
+// back) and reports each against its goal, met or missed.
+package clusterdrill
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// Config is one drill.
+type Config struct {
+	Bin      string  // directory with deerd and deersim
+	Redis    string  // redis-server binary
+	Work     string  // scratch directory
+	Capacity float64 // deersim's capacity, req/s (the issue: 200)
+	Rate     float64 // offered to each node, req/s (the issue: 300)
+	Warm     time.Duration
+	Measure  time.Duration // each measured window
+	Outage   time.Duration // how long Redis stays down
+	Log      io.Writer     // progress lines; nil: none
+}
+
+// Issue returns the issue's drill: C = 200, 3 × 300 req/s.
+func Issue(bin, redis, work string) Config {
+	return Config{Bin: bin, Redis: redis, Work: work, Capacity: 200, Rate: 300,
+		Warm: 10 * time.Second, Measure: 10 * time.Second, Outage: 6 * time.Second}
+}
+
+// Check is one measured property against its goal.
+type Check struct {
+	Name, Measured, Goal string
+	Met                  bool
+}
+
+// Result is the drill's outcome.
+type Result struct {
+	Checks []Check
+	// The raw numbers behind the checks.
+	Accepted, Throttled   float64 // upstream answers/s over the first window
+	AfterKill             float64 // upstream 200s/s with two nodes
+	DuringOutage          float64 // upstream 200s/s with Redis down
+	RoundTripsPerCall     float64
+	Lost                  int64 // requests to surviving nodes without an HTTP answer
+	NoticedKill           time.Duration
+	NoticedOutage, Rejoin time.Duration
+}
+
+// Met reports whether every check was met.
+func (r *Result) Met() bool {
+	for _, c := range r.Checks {
+		if !c.Met {
+			return false
+		}
+	}
+	return true
+}
+
+// Markdown renders the checks as a table.
+func (r *Result) Markdown() string {
+	var b strings.Builder
+	b.WriteString("| check | measured | goal | |\n|---|---|---|---|\n")
+	for _, c := range r.Checks {
+		met := "met"
+		if !c.Met {
+			met = "**missed**"
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", c.Name, c.Measured, c.Goal, met)
+	}
+	return b.String()
+}
+
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+type drill struct {
+	cfg       Config
+	ports     []int // redis, deersim, node 1..3
+	procs     map[string]*proc
+	mu        sync.Mutex
+	client    *http.Client
+	counts    [3]nodeCounts
+	stopLoad  chan struct{}
+	loadWG    sync.WaitGroup
+	deadNodes [3]atomic.Bool
+}
+
+type nodeCounts struct {
+	sent, ok, throttled, other, noAnswer atomic.Int64
+}
+
+func (d *drill) logf(format string, args ...any) {
+	if d.cfg.Log != nil {
+		fmt.Fprintf(d.cfg.Log, "cluster-demo: "+format+"\n", args...)
+	}
+}
+
+// Run runs the drill; processes are stopped whatever happens.
+func Run(ctx context.Context, cfg Config) (*Result, error) {
+	d := &drill{cfg: cfg, procs: map[string]*proc{}, stopLoad: make(chan struct{}),
+		client: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 512, MaxConnsPerHost: 0}}}
+	defer d.stopAll()
+	ports, err := freePorts(5)
+	if err != nil {
+		return nil, err
+	}
+	d.ports = ports
+	if err := os.MkdirAll(cfg.Work, 0o755); err != nil {
+		return nil, err
+	}
+	if err := d.startRedis(); err != nil {
+		return nil, err
+	}
+	if err := d.start("deersim", filepath.Join(cfg.Bin, "deersim"), nil, "--addr", d.addr(1),
+		"--capacity", strconv.FormatFloat(cfg.Capacity, 'f', -1, 64), "--latency", "20ms"); err != nil {
+		return nil, err
+	}
+	for i := range 3 {
+		if err := d.startNode(i); err != nil {
+			return nil, err
+		}
+	}
+	for i := range 3 {
+		if err := d.waitHTTP(ctx, d.url(2+i)+"/health", 15*time.Second); err != nil {
+			return nil, fmt.Errorf("node %d: %w (log: %s)", i+1, err, d.logPath(fmt.Sprintf("node%d", i+1)))
+		}
+	}
+	if err := d.waitHTTP(ctx, d.url(1)+"/_stats", 10*time.Second); err != nil {
+		return nil, fmt.Errorf("deersim: %w", err)
+	}
+	res := &Result{}
+	d.logf("3 nodes, deersim capacity %.0f req/s, offering %.0f req/s to each node", cfg.Capacity, cfg.Rate)
+	for i := range 3 {
+		d.loadWG.Add(1)
+		go d.load(i)
+	}
+	defer d.stopLoadNow()
+
+	// 1. Convergence, then one measured window.
+	if !sleep(ctx, cfg.Warm) {
+		return nil, ctx.Err()
+	}
+	s0, calls0 := d.simStats(), d.redisCalls()
+	t0 := time.Now()
+	if !sleep(ctx, cfg.Measure) {
+		return nil, ctx.Err()
+	}
+	s1, calls1 := d.simStats(), d.redisCalls()
+	dt := time.Since(t0).Seconds()
+	ok, thr := s1.status(200)-s0.status(200), s1.status(429)-s0.status(429)
+	res.Accepted, res.Throttled = float64(ok)/dt, float64(thr)/dt
+	res.RoundTripsPerCall = float64(calls1-calls0) / float64(max(1, ok+thr))
+	d.logf("accepted upstream %.1f req/s, 429 %.1f req/s, %.3f redis calls per upstream call", res.Accepted, res.Throttled, res.RoundTripsPerCall)
+
+	// 2. SIGKILL node 3.
+	d.kill("node3")
+	d.deadNodes[2].Store(true)
+	killed := time.Now()
+	res.NoticedKill = d.waitUntil(ctx, 10*time.Second, func() bool {
+		h := d.health(0)
+		return h.Cluster.NodesAlive == 2
+	}, killed)
+	if !sleep(ctx, 2*time.Second) {
+		return nil, ctx.Err()
+	}
+	s2 := d.simStats()
+	t2 := time.Now()
+	if !sleep(ctx, cfg.Measure/2) {
+		return nil, ctx.Err()
+	}
+	s3 := d.simStats()
+	res.AfterKill = float64(s3.status(200)-s2.status(200)) / time.Since(t2).Seconds()
+	d.logf("node 3 killed: seen gone after %s; two nodes get %.1f req/s upstream", res.NoticedKill.Round(time.Millisecond), res.AfterKill)
+
+	// 3. Kill Redis, then bring it back.
+	d.kill("redis")
+	down := time.Now()
+	res.NoticedOutage = d.waitUntil(ctx, 10*time.Second, func() bool {
+		h := d.health(0)
+		return h.Status != "healthy" && !h.Cluster.RedisUp
+	}, down)
+	s4 := d.simStats()
+	t4 := time.Now()
+	if !sleep(ctx, cfg.Outage) {
+		return nil, ctx.Err()
+	}
+	s5 := d.simStats()
+	res.DuringOutage = float64(s5.status(200)-s4.status(200)) / time.Since(t4).Seconds()
+	if err := d.startRedis(); err != nil {
+		return nil, err
+	}
+	back := time.Now()
+	// Rejoined: both survivors heartbeat again and their limiters lease
+	// from Redis again. (/health's overall status stays degraded while the
+	// offered load keeps the routers' queues full: that is the overload,
+	// not Redis.)
+	res.Rejoin = d.waitUntil(ctx, 15*time.Second, func() bool {
+		return d.rejoined(0) && d.rejoined(1)
+	}, back)
+	d.logf("redis killed: seen after %s, %.1f req/s upstream meanwhile; back: rejoined after %s",
+		res.NoticedOutage.Round(time.Millisecond), res.DuringOutage, res.Rejoin.Round(time.Millisecond))
+	d.stopLoadNow()
+	for i := range 2 {
+		res.Lost += d.counts[i].noAnswer.Load()
+	}
+	var sent int64
+	for i := range 2 {
+		sent += d.counts[i].sent.Load()
+	}
+	res.Checks = d.checks(res, sent)
+	return res, nil
+}
+
+func (d *drill) checks(r *Result, sentSurvivors int64) []Check {
+	c := d.cfg.Capacity
+	within := func(v, lo, hi float64) bool { return v >= lo && v <= hi }
+	share := r.Throttled / max(r.Accepted+r.Throttled, 1)
+	never := func(dur time.Duration) string {
+		if dur < 0 {
+			return "never (within the wait)"
+		}
+		return dur.Round(10 * time.Millisecond).String()
+	}
+	return []Check{
+		{"cluster's accepted rate upstream, 3 nodes", fmt.Sprintf("%.1f req/s (%+.1f%% of C = %.0f)", r.Accepted, 100*(r.Accepted/c-1), c),
+			"within ±5% of C", within(r.Accepted, 0.95*c, 1.05*c)},
+		{"429s from the upstream", fmt.Sprintf("%.2f%% of upstream calls", 100*share), "≤ 2%", share <= 0.02},
+		{"Redis round trips per upstream call", fmt.Sprintf("%.3f (at %.0f req/s per node offered)", r.RoundTripsPerCall, d.cfg.Rate),
+			"≤ 0.05 at 1,000 req/s per node (reported here at this rate)", true},
+		{"node 3 SIGKILLed: seen gone by node 1", never(r.NoticedKill), "≤ 5 s (3 s without a heartbeat, beats every 1 s)", r.NoticedKill >= 0 && r.NoticedKill <= 5*time.Second},
+		{"two nodes take its share", fmt.Sprintf("%.1f req/s upstream (%+.1f%% of C), measured from 2 s after the kill", r.AfterKill, 100*(r.AfterKill/c-1)),
+			"within ±5% of C", within(r.AfterKill, 0.95*c, 1.05*c)},
+		{"requests to surviving nodes without an answer", fmt.Sprintf("%d of %d", r.Lost, sentSurvivors), "0", r.Lost == 0},
+		{"Redis killed: /health shows redis_up false, not healthy", never(r.NoticedOutage), "≤ 2 s", r.NoticedOutage >= 0 && r.NoticedOutage <= 2*time.Second},
+		{"serving with Redis down", fmt.Sprintf("%.1f req/s upstream (local limits: rate / nodes alive)", r.DuringOutage),
+			"keeps serving, never unlimited (≤ 1.1 × C)", r.DuringOutage > 0 && r.DuringOutage <= 1.1*c},
+		{"Redis back: both survivors heartbeat and lease from it again", never(r.Rejoin), "≤ 5 s", r.Rejoin >= 0 && r.Rejoin <= 5*time.Second},
+	}
+}
+
+// load offers cfg.Rate req/s to node i, open loop, until stopLoad.
+func (d *drill) load(i int) {
+	defer d.loadWG.Done()
+	body := `{"model":"sim-model","messages":[{"role":"user","content":"hello from the cluster drill"}]}`
+	url := d.url(2+i) + "/v1/chat/completions"
+	interval := time.Duration(float64(time.Second) / d.cfg.Rate)
+	next := time.Now()
+	var inflight sync.WaitGroup
+	defer inflight.Wait()
+	for {
+		next = next.Add(interval)
+		select {
+		case <-d.stopLoad:
+			return
+		case <-time.After(time.Until(next)):
+		}
+		if d.deadNodes[i].Load() {
+			continue
+		}
+		d.counts[i].sent.Add(1)
+		inflight.Add(1)
+		go func() {
+			defer inflight.Done()
+			resp, err := d.client.Post(url, "application/json", strings.NewReader(body))
+			c := &d.counts[i]
+			if err != nil {
+				if !d.deadNodes[i].Load() {
+					c.noAnswer.Add(1)
+				}
+				return
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			switch resp.StatusCode {
+			case 200:
+				c.ok.Add(1)
+			case 429:
+				c.throttled.Add(1)
+			default:
+				c.other.Add(1)
+			}
+		}()
+	}
+}
+
+func (d *drill) stopLoadNow() {
+	select {
+	case <-d.stopLoad:
+	default:
+		close(d.stopLoad)
+	}
+	d.loadWG.Wait()
+}
+
+type simStats struct {
+	Statuses map[string]int64 `json:"statuses"`
+}
+
+func (s simStats) status(code int) int64 { return s.Statuses[strconv.Itoa(code)] }
+
+func (d *drill) simStats() simStats {
+	var s simStats
+	_ = d.getJSON(d.url(1)+"/_stats", &s)
+	return s
+}
+
+type health struct {
+	Status  string `json:"status"`
+	Cluster struct {
+		RedisUp    bool `json:"redis_up"`
+		NodesAlive int  `json:"nodes_alive"`
+	} `json:"cluster"`
+}
+
+func (d *drill) health(node int) health {
+	var h health
+	_ = d.getJSON(d.url(2+node)+"/health", &h)
+	return h
+}
+
+// rejoined reports whether node i sees Redis, both survivors, and leases
+// from the shared budget (its limiter is out of its fallback).
+func (d *drill) rejoined(i int) bool {
+	var m struct {
+		Cluster struct {
+			RedisUp    bool `json:"redis_up"`
+			NodesAlive int  `json:"nodes_alive"`
+			Limiters   map[string]struct {
+				Fallback bool `json:"fallback"`
+			} `json:"limiters"`
+		} `json:"cluster"`
+	}
+	if d.getJSON(d.url(2+i)+"/metrics", &m) != nil || !m.Cluster.RedisUp || m.Cluster.NodesAlive != 2 {
+		return false
+	}
+	l, ok := m.Cluster.Limiters["sim"]
+	return ok && !l.Fallback
+}
+
+// redisCalls sums deer_ratelimit_redis_calls_total over the live nodes.
+func (d *drill) redisCalls() int64 {
+	var total int64
+	for i := range 3 {
+		if d.deadNodes[i].Load() {
+			continue
+		}
+		resp, err := d.client.Get(d.url(2+i) + "/metrics/prometheus")
+		if err != nil {
+			continue
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(line, "deer_ratelimit_redis_calls_total") {
+				f := strings.Fields(line)
+				v, _ := strconv.ParseFloat(f[len(f)-1], 64)
+				total += int64(v)
+			}
+		}
+	}
+	return total
+}
+
+func (d *drill) getJSON(url string, v any) error {
+	resp, err := d.client.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	return json.NewDecoder(resp.Body).Decode(v)
+}
+
+// waitUntil polls cond every 50 ms for at most limit and returns how long
+// after since it held, or -1.
+func (d *drill) waitUntil(ctx context.Context, limit time.Duration, cond func() bool, since time.Time) time.Duration {
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return time.Since(since)
+		}
+		if !sleep(ctx, 50*time.Millisecond) {
+			break
+		}
+	}
+	return -1
+}
+
+func (d *drill) waitHTTP(ctx context.Context, url string, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for {
+		resp, err := d.client.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s did not answer within %s: %v", url, limit, err)
+		}
+		if !sleep(ctx, 50*time.Millisecond) {
+			return ctx.Err()
+		}
+	}
+}
+
+func (d *drill) addr(i int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(d.ports[i])) }
+func (d *drill) url(i int) string  { return "http://" + d.addr(i) }
+func (d *drill) logPath(name string) string {
+	return filepath.Join(d.cfg.Work, name+".log")
+}
+
+func (d *drill) startRedis() error {
+	if err := d.start("redis", d.cfg.Redis, nil, "--port", strconv.Itoa(d.ports[0]), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--dir", d.cfg.Work, "--protected-mode", "no"); err != nil {
+		return err
+	}
+	return d.waitTCP(d.addr(0), 10*time.Second)
+}
+
+func (d *drill) waitTCP(addr string, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for {
+		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s did not listen within %s", addr, limit)
+		}
+		time.Sleep(20 * time.Millisecond) // an external process starting: nothing to wait on
+	}
+}
+
+func (d *drill) startNode(i int) error {
+	name := fmt.Sprintf("node%d", i+1)
+	cfgPath := filepath.Join(d.cfg.Work, name+".toml")
+	toml := fmt.Sprintf(`[server]
+addr = %q
+[monitoring]
+detailed_logging = false
+[cache]
+l3_path = %q
+[cluster]
+redis_url = "redis://%s/0"
+[parallel_execution]
+max_workers = 100
+# Offered 300 req/s against a share of about 67: a short queue answers the
+# excess 429 (with Retry-After) at once instead of holding it past the
+# client's timeout.
+queue_size = 100
+[upstreams.sim]
+base_url = %q
+models = ["sim-model"]
+[upstreams.sim.rate_limit]
+initial_rate = 50.0
+max_rate = 1000.0
+`, d.addr(2+i), filepath.Join(d.cfg.Work, name+"-l3"), d.addr(0), d.url(1))
+	if err := os.WriteFile(cfgPath, []byte(toml), 0o644); err != nil {
+		return err
+	}
+	return d.start(name, filepath.Join(d.cfg.Bin, "deerd"), nil, "--config", cfgPath)
+}
+
+func (d *drill) start(name, bin string, env []string, args ...string) error {
+	logf, err := os.Create(d.logPath(name))
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.Env = append(os.Environ(), env...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return fmt.Errorf("starting %s (%s): %w", name, bin, err)
+	}
+	p := &proc{name: name, cmd: cmd, done: make(chan struct{})}
+	go func() { _ = cmd.Wait(); logf.Close(); close(p.done) }()
+	d.mu.Lock()
+	d.procs[name] = p
+	d.mu.Unlock()
+	return nil
+}
+
+// kill SIGKILLs a process (its whole group) and waits for it.
+func (d *drill) kill(name string) {
+	d.mu.Lock()
+	p := d.procs[name]
+	delete(d.procs, name)
+	d.mu.Unlock()
+	if p == nil {
+		return
+	}
+	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+	<-p.done
+}
+
+func (d *drill) stopAll() {
+	d.stopLoadNow()
+	d.mu.Lock()
+	names := make([]string, 0, len(d.procs))
+	for n := range d.procs {
+		names = append(names, n)
+	}
+	d.mu.Unlock()
+	for _, n := range names {
+		d.kill(n)
+	}
+	d.client.CloseIdleConnections()
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+func freePorts(n int) ([]int, error) {
+	var ls []net.Listener
+	defer func() {
+		for _, l := range ls {
+			l.Close()
+		}
+	}()
+	var ports []int
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		ls = append(ls, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
