@@ -52,16 +52,20 @@ func (rt *Runtime) Metrics(ctx context.Context) *MetricsReport {
 	in := rt.reportInput(ctx, true)
 	rep := report.Metrics(in, report.Process())
 	if rt.members != nil {
-		rep.Cluster = clusterMetrics(rt.members.Health(rt.clock.Now()), in)
+		cm := clusterMetrics(rt.members.Health(rt.clock.Now()), in)
+		cm.Breakers = rt.breakers.Counts()
+		rep.Cluster = cm
 	}
 	return rep
 }
 
 // ClusterMetrics is /metrics' cluster object: the membership and, per
-// upstream, this node's side of the shared budget.
+// upstream, this node's side of the shared budget, and the breaker
+// changes it sent to and heard from the other nodes.
 type ClusterMetrics struct {
 	cluster.Health
 	Limiters map[string]*messages.LimiterCluster `json:"limiters"`
+	Breakers cluster.BreakerCounts               `json:"breakers"`
 }
 
 func clusterMetrics(h cluster.Health, in report.Input) ClusterMetrics {

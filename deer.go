@@ -79,8 +79,9 @@ type Runtime struct {
 	// node is this node's view of the cluster: its id and how many nodes
 	// are alive (one, on a single node).
 	node     cluster.View
-	members  *cluster.Members // the heartbeat's view; nil on a single node
-	configMu sync.Mutex       // one configuration change at a time
+	members  *cluster.Members  // the heartbeat's view; nil on a single node
+	breakers *cluster.Breakers // breaker changes to and from the other nodes; nil on a single node
+	configMu sync.Mutex        // one configuration change at a time
 	stopping atomic.Bool
 	stopOnce sync.Once
 }
@@ -209,6 +210,8 @@ func Start(ctx context.Context, cfg *conf.Config, opts ...Option) (*Runtime, err
 		}
 		rt.members = cluster.NewMembers(rt.node.NodeID())
 		rt.node = rt.members
+		rt.breakers = cluster.NewBreakers(rt.redis, rt.node.NodeID())
+		rt.breakers.Start()
 		members := rt.members
 		rt.set.GetOrCreateGauge("deer_cluster_nodes_alive", func() float64 { return float64(members.Alive()) })
 		rt.set.GetOrCreateGauge("deer_cluster_redis_up", func() float64 {
@@ -352,6 +355,9 @@ func (rt *Runtime) Stop(ctx context.Context) error {
 		rt.system.Shutdown()
 		rt.dispatcher.Close()
 		closeBuiltins(context.WithoutCancel(ctx), rt.builtins, rt.log)
+		if rt.breakers != nil {
+			rt.breakers.Close()
+		}
 		if rt.redis != nil {
 			_ = rt.redis.Close()
 		}

@@ -134,7 +134,7 @@ func (rt *Runtime) upstreamActors() []supervisor.ChildSpec {
 			bname := breaker.ActorName(name, eps, i)
 			specs = append(specs, supervisor.ChildSpec{Name: bname, Props: breaker.Props(breaker.Deps{
 				Name: bname, Upstream: name, Endpoint: ep, Live: rt.live, Clock: rt.clock, Log: rt.log, Metrics: rt.set,
-				Board: rt.board,
+				Board: rt.board, Shared: rt.breakers,
 			})})
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/deer-runtime/deer/actors/admin"
 	"github.com/deer-runtime/deer/conf"
 	"github.com/deer-runtime/deer/internal/clock"
+	"github.com/deer-runtime/deer/internal/cluster"
 	"github.com/deer-runtime/deer/internal/metricname"
 	"github.com/deer-runtime/deer/messages"
 )
@@ -29,6 +30,11 @@ type Deps struct {
 	// to read without asking (see Board): at start, and whenever its state,
 	// generation or OpenUntil changes. nil: none.
 	Board *Board
+	// Shared, when set (cluster.redis_url), makes the breaker one of the
+	// cluster's: its openings and closings reach the other nodes' breakers
+	// of the endpoint, theirs reach it, and half_open lets one probe
+	// through cluster-wide. nil: this node alone.
+	Shared *cluster.Breakers
 }
 
 // Props builds breaker/UPSTREAM/ENDPOINT. The props carry the breaker's
@@ -63,12 +69,19 @@ type Actor struct {
 
 	alarm clock.Alarm // wakes the breaker at its next deadline (reopen, lost probe)
 
+	unwatch  func()                 // stops the other nodes' changes reaching it; nil on one node
+	adopting *cluster.BreakerChange // the other node's change being applied: not published again
+	from     string                 // the node whose opening holds it open
+
 	mState *metrics.Gauge
 	mOpens *metrics.Counter
 }
 
 // tick wakes the breaker at its deadline (reopen, lost probe).
 type tick struct{ gen uint64 }
+
+// remote is another node's change to its breaker of the same endpoint.
+type remote struct{ change cluster.BreakerChange }
 
 // Receive implements actor.Actor.
 func (a *Actor) Receive(ctx actor.Context) {
@@ -87,8 +100,14 @@ func (a *Actor) Receive(ctx actor.Context) {
 			a.b.Advance(a.d.Clock.Now())
 			a.settle()
 		}
+	case *remote:
+		a.adopt(msg.change)
 	case *actor.Stopping, *actor.Restarting:
 		a.alarm.Stop()
+		if a.unwatch != nil {
+			a.unwatch()
+			a.unwatch = nil
+		}
 		if a.b != nil {
 			b := *a.b
 			a.saved.Store(&b)
@@ -122,6 +141,48 @@ func (a *Actor) start(ctx actor.Context) {
 		a.b.Reset(now)
 	}
 	a.settle()
+	a.join()
+}
+
+// join starts hearing the other nodes' changes of this endpoint, then
+// takes an opening already in force in the cluster (a node that starts
+// while the endpoint is open elsewhere does not rediscover it with calls).
+func (a *Actor) join() {
+	sh := a.d.Shared
+	if sh == nil {
+		return
+	}
+	system, self := a.system, a.self
+	a.unwatch = sh.Watch(a.d.Upstream, a.d.Endpoint, func(c cluster.BreakerChange) {
+		system.Root.Send(self, &remote{change: c})
+	})
+	c, open, err := sh.Current(a.d.Upstream, a.d.Endpoint)
+	switch {
+	case err != nil:
+		a.log.Warn().Err(err).Msg("cluster breaker state unreadable: starting from this node's own")
+	case open:
+		a.adopt(c)
+	}
+}
+
+// adopt applies another node's change: the endpoint opened or closed there.
+func (a *Actor) adopt(c cluster.BreakerChange) {
+	if !a.enabled {
+		return
+	}
+	st := Closed
+	if c.State == cluster.BreakerOpen {
+		st = Open
+	}
+	if !a.b.Adopt(a.d.Clock.Now(), st, time.Duration(c.OpenFor)*time.Millisecond) {
+		return
+	}
+	if st == Open {
+		a.from = c.Node
+	}
+	a.adopting = &c
+	a.settle()
+	a.adopting = nil
 }
 
 // SettingsFrom returns the breaker settings of error_recovery.
@@ -149,6 +210,11 @@ func (a *Actor) check(ctx actor.Context, msg *messages.CheckBreaker) {
 		now := a.d.Clock.Now()
 		a.sample(now)
 		v = a.b.Allow(now)
+		if v.Allowed && v.State == HalfOpen && !a.claimProbe() {
+			a.b.ProbeElsewhere(now)
+			due, _ := a.b.Deadline()
+			v = Verdict{Gen: a.b.Gen(), State: HalfOpen, RetryIn: due.Sub(now)}
+		}
 		a.settle()
 	} else {
 		v = Verdict{Allowed: true, Gen: a.b.Gen(), State: a.b.State()}
@@ -158,6 +224,25 @@ func (a *Actor) check(ctx actor.Context, msg *messages.CheckBreaker) {
 		return
 	}
 	ctx.Send(to, &messages.BreakerVerdict{ID: msg.ID, Allowed: v.Allowed, Generation: v.Gen, State: v.State.String(), RetryIn: v.RetryIn})
+}
+
+// claimProbe reports whether the probe Allow granted may go: always on one
+// node; in a cluster, when this node claimed the cluster's one probe of the
+// endpoint, or when Redis did not answer (the node then decides alone, as
+// a single node would: at worst one probe per node).
+func (a *Actor) claimProbe() bool {
+	if a.d.Shared == nil {
+		return true
+	}
+	won, err := a.d.Shared.ClaimProbe(a.d.Upstream, a.d.Endpoint, a.b.Timeout())
+	if err != nil {
+		a.log.Warn().Err(err).Msg("cluster probe claim failed: probing from this node")
+		return true
+	}
+	if !won {
+		a.log.Debug().Msg("half_open probe held by another node")
+	}
+	return won
 }
 
 func (a *Actor) report(msg *messages.ReportResult) {
@@ -204,7 +289,11 @@ func (a *Actor) settle() {
 				ev = ev.Int64("window_failures", failures).Int64("window_calls", calls).Int("consecutive_failures", a.b.Failures())
 			}
 		}
+		if a.adopting != nil {
+			ev = ev.Str("by_node", a.adopting.Node)
+		}
 		ev.Stringer("from", from).Stringer("to", st).Uint64("generation", a.b.Gen()).Msg("circuit breaker state changed")
+		a.share(from, st)
 		a.system.EventStream.Publish(&messages.BreakerStateChanged{
 			Upstream: a.d.Upstream, Endpoint: a.d.Endpoint, State: st.String(), Generation: a.b.Gen(),
 		})
@@ -217,6 +306,27 @@ func (a *Actor) settle() {
 	}
 	system, self := a.system, a.self
 	a.alarm.Set(a.d.Clock, due, func(gen uint64) { system.Root.Send(self, &tick{gen: gen}) })
+}
+
+// share tells the other nodes of a change this node made: an opening (for
+// what is left of it), or a closing by a successful probe. Changes adopted
+// from them are not sent back, nor is a closing that only this node made
+// (enable_advanced_optimization switched off here).
+func (a *Actor) share(from, to State) {
+	if a.d.Shared == nil || a.adopting != nil {
+		return
+	}
+	c := cluster.BreakerChange{Upstream: a.d.Upstream, Endpoint: a.d.Endpoint}
+	switch {
+	case to == Open:
+		a.from = ""
+		c.State, c.OpenFor = cluster.BreakerOpen, a.b.RetryIn(a.d.Clock.Now()).Milliseconds()
+	case to == Closed && from == HalfOpen:
+		c.State = cluster.BreakerClosed
+	default:
+		return
+	}
+	a.d.Shared.Publish(c)
 }
 
 // post sets the breaker's entry on the board when it differs from the last
@@ -269,7 +379,10 @@ func (a *Actor) status() *messages.StatusReport {
 		r.State = messages.StateDegraded
 		failures, calls := a.b.Tripped()
 		cause := fmt.Sprintf("after %d failures in %d calls within %s", failures, calls, a.b.Settings().Window)
-		if a.b.ReopenedByProbe() {
+		switch {
+		case a.b.Remote():
+			cause = "by node " + a.from
+		case a.b.ReopenedByProbe():
 			cause = "again: the half_open probe failed"
 		}
 		r.Detail = fmt.Sprintf("circuit open %s; probe in %s", cause, a.b.RetryIn(a.d.Clock.Now()).Round(time.Millisecond))

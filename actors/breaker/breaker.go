@@ -84,6 +84,9 @@ type Breaker struct {
 	probing    bool          // half_open: the probe is out
 	probeAt    time.Time
 	reprobe    bool // the last opening came from a failed probe
+	// remoteUntil, when set, is when an opening adopted from another node
+	// (Adopt) lets a probe through: that node's reopen time, not ours.
+	remoteUntil time.Time
 
 	opens uint64
 }
@@ -139,6 +142,9 @@ func (b *Breaker) Settings() Settings {
 // the Retry-After that came with the opening failure when that is longer.
 // Computed on demand so that a new timeout applies to an open breaker.
 func (b *Breaker) reopenAt() time.Time {
+	if !b.remoteUntil.IsZero() {
+		return b.remoteUntil
+	}
 	return b.openedAt.Add(max(b.timeout, b.retryAfter))
 }
 
@@ -183,6 +189,7 @@ func (b *Breaker) enter(s State, now time.Time) {
 	b.gen++
 	b.failures = 0
 	b.probing = false
+	b.remoteUntil = time.Time{}
 	b.win.clear()
 	if s == Closed {
 		b.closedAt = now
@@ -320,6 +327,57 @@ func (b *Breaker) open(now time.Time, retryAfter time.Duration, byProbe bool) {
 	b.failures = failures // kept for status: what opened it
 	b.openedAt, b.retryAfter, b.reprobe = now, retryAfter, byProbe
 	b.opens++
+}
+
+// Adopt applies a change another node of the cluster made to its breaker
+// of the same endpoint, so that the endpoint is open or closed on every
+// node at once. Open (for openFor, the time that node has left before its
+// probe) opens a closed or half_open breaker until then, or moves an open
+// one's reopen time later to it (never earlier, so nodes that tripped
+// together agree on the later); a probe of ours in flight no longer counts.
+// Closed (that node's probe succeeded) closes an open or half_open one. It
+// reports whether the breaker changed. A remote opening is not counted in
+// Opens: the node that tripped counts it.
+func (b *Breaker) Adopt(now time.Time, s State, openFor time.Duration) bool {
+	b.Advance(now)
+	switch s {
+	case Open:
+		until := now.Add(max(openFor, 0))
+		if b.state == Open && !until.After(b.reopenAt()) {
+			return false // ours lasts as long or longer
+		}
+		failures := b.failures
+		b.enter(Open, now)
+		b.failures = failures
+		b.openedAt, b.retryAfter, b.reprobe = now, 0, false
+		b.remoteUntil = until
+		b.tripped = [2]int64{}
+		return true
+	case Closed:
+		if b.state == Closed {
+			return false
+		}
+		b.enter(Closed, now)
+		return true
+	}
+	return false
+}
+
+// Remote reports whether the breaker is open because another node opened
+// it (Adopt), not because of calls of its own.
+func (b *Breaker) Remote() bool { return b.state == Open && !b.remoteUntil.IsZero() }
+
+// ProbeElsewhere takes back the probe Allow just granted, because another
+// node holds the cluster's one half_open probe: the breaker stays half_open
+// with its probe counted as out (that node's result arrives through Adopt),
+// and the grant's generation is over. Should that node go silent, the
+// lost-probe deadline lets this one probe after circuit_breaker_timeout.
+func (b *Breaker) ProbeElsewhere(now time.Time) {
+	if b.state != HalfOpen {
+		return
+	}
+	b.probing, b.probeAt = true, now
+	b.gen++
 }
 
 // Configure applies s at once. A new timeout moves an open breaker's
