@@ -58,6 +58,7 @@ type shared struct {
 	d *Shared
 
 	stock      int       // leased tokens on hand
+	refund     int       // leased tokens dropped unused, given back with the next call
 	stockUntil time.Time // when they lapse
 	leasing    bool      // a lease call is out
 	nextLease  time.Time // no call for tokens before it (leaseGap)
@@ -108,7 +109,7 @@ func (a *Actor) allow(ctx actor.Context, now time.Time, n int) bool {
 		return false
 	}
 	if !now.Before(sh.stockUntil) {
-		sh.stock = 0
+		sh.drop()
 	}
 	if sh.stock >= n {
 		sh.stock -= n
@@ -149,6 +150,7 @@ func (a *Actor) lease(ctx actor.Context, need int) {
 	if sh.pilot {
 		req.NewRate = sh.newRate
 	}
+	req.Refund, sh.refund = sh.refund, 0
 	sh.accepted, sh.throttled, sh.demand = 0, 0, 0
 	sh.leasing, sh.again, sh.asked = true, false, want
 	sh.calls++
@@ -173,7 +175,7 @@ func (a *Actor) onLeased(ctx actor.Context, msg *leased) {
 		sh.mErrors.Inc()
 		if !sh.fallback {
 			sh.fallback = true
-			sh.stock, sh.pilot = 0, false
+			sh.stock, sh.refund, sh.pilot = 0, 0, false
 			sh.localRate = sh.rate / float64(sh.nodesAlive)
 			a.logChange(a.bucket.SetRate(now, sh.localRate))
 			sh.localRate = a.bucket.Rate()
@@ -201,7 +203,7 @@ func (a *Actor) onLeased(ctx actor.Context, msg *leased) {
 	a.mRate.Set(sh.rate)
 	if r.Granted > 0 {
 		if !now.Before(sh.stockUntil) {
-			sh.stock = 0
+			sh.drop()
 		}
 		sh.stock += r.Granted
 		sh.stockUntil = now.Add(leaseLife)
@@ -284,15 +286,28 @@ func (a *Actor) observeShared(ctx actor.Context, o Outcome) {
 	switch {
 	case o.Throttled():
 		a.sh.throttled++
-		a.sh.stock = 0 // tokens leased at the old rate must not outlive the throttle
+		a.sh.drop() // tokens leased at the old rate must not outlive the throttle
 	case o.Accepted():
 		a.sh.accepted++
 	}
 	if o.RetryAfter > 0 {
 		a.bucket.Pause(now, o.RetryAfter)
-		a.sh.stock = 0
+		a.sh.drop()
 		a.drain(ctx)
 	}
+	if o.Throttled() {
+		// At once, not at the next report: the pilot cuts the shared rate
+		// for every node, and the dropped tokens go to nodes not paused.
+		a.lease(ctx, 0)
+	}
+}
+
+// drop gives the leased stock up: it goes back to the cluster's budget
+// with the next call, so a node that is throttled, paused or idle does not
+// hold budget the others could use.
+func (sh *shared) drop() {
+	sh.refund += sh.stock
+	sh.stock = 0
 }
 
 // newShared is the cluster side of a limiter (re)starting: no lease yet,

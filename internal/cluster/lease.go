@@ -22,6 +22,9 @@ import (
 //     return the counters (and reset them), and set the shared rate it
 //     computed. So the rate adapts to 429s seen by any node, one decision
 //     at a time.
+//   - The refund: tokens the caller leased and will not use (it was
+//     throttled or paused, or they lapsed) go back to the budget: tat moves
+//     back by their cost, not before now, so other nodes can lease them.
 //   - The lease: up to want tokens while tat stays within the burst
 //     tolerance of now; none, and how long until one is due, otherwise.
 //
@@ -29,7 +32,7 @@ import (
 // between nodes only shifts tat (a node behind gets tokens later), it does
 // not add budget. KEYS[1] state hash, KEYS[2] pilot key.
 // ARGV: now_us, node, want, accepted, throttled, demand, pilot_ttl_ms,
-// initial_rate, burst, new_rate (0: none).
+// initial_rate, burst, new_rate (0: none), refund.
 // Returns: granted, rate (milli-tokens/s), wait_us, pilot (0/1),
 // accepted, throttled, demand (the cluster's, for the pilot).
 var leaseScript = redis.NewScript(`
@@ -56,6 +59,11 @@ if pilot == 1 then
   redis.call('HSET', KEYS[1], 'accepted', 0, 'throttled', 0, 'demand', 0)
 else
   acc, thr, dem = 0, 0, 0
+end
+local refund = tonumber(ARGV[11])
+if refund > 0 and rate > 0 then
+  local tat = tonumber(redis.call('HGET', KEYS[1], 'tat') or now)
+  redis.call('HSET', KEYS[1], 'tat', string.format('%.0f', math.max(now, tat - refund * 1e6 / rate)))
 end
 local granted, wait = 0, 0
 if want > 0 and rate > 0 then
@@ -86,6 +94,7 @@ type LeaseRequest struct {
 	Burst                       int           // burst tolerance, in tokens
 	PilotTTL                    time.Duration // how long a silent pilot keeps the role
 	NewRate                     float64       // the pilot's computed rate (0: none); ignored from others
+	Refund                      int           // leased tokens the node gives back unused
 }
 
 // LeaseResult is Redis's answer.
@@ -104,7 +113,7 @@ func Lease(ctx context.Context, c redis.Scripter, node string, r LeaseRequest) (
 	args := []any{
 		r.Now.UnixMicro(), node, r.Want, r.Accepted, r.Throttled, r.Demand,
 		max(r.PilotTTL.Milliseconds(), 1), strconv.FormatFloat(r.InitialRate, 'g', -1, 64),
-		max(r.Burst, 1), strconv.FormatFloat(r.NewRate, 'g', -1, 64),
+		max(r.Burst, 1), strconv.FormatFloat(r.NewRate, 'g', -1, 64), max(r.Refund, 0),
 	}
 	v, err := leaseScript.Run(ctx, c, keys, args...).Int64Slice()
 	if err != nil {
