@@ -26,7 +26,8 @@ type Shared struct {
 
 // The cluster side's constants.
 const (
-	// sliceSeconds: a lease asks for this much of the shared rate, so at
+	// sliceSeconds: a lease asks for this much of the shared rate (and the
+	// cluster's burst tolerance is at least that), so at
 	// 1,000 req/s a node calls Redis about 20 times a second (0.02 round
 	// trips per call), and at 200 req/s shared by three nodes one slice is
 	// 10 tokens, small against the ±5% the budget is held to.
@@ -136,16 +137,19 @@ func (a *Actor) lease(ctx actor.Context, need int) {
 			return
 		}
 	}
+	slice := int(math.Ceil(sh.rate * sliceSeconds))
 	want := 0
 	if need > 0 {
-		want = max(need, int(math.Ceil(sh.rate*sliceSeconds)))
-		want = min(want, max(a.bucket.Settings().Burst, need))
+		want = max(need, slice)
 	}
 	s := a.bucket.Settings()
 	req := cluster.LeaseRequest{
 		Upstream: a.d.Upstream, Now: now, Want: want,
 		Accepted: sh.accepted, Throttled: sh.throttled, Demand: sh.demand,
-		InitialRate: s.InitialRate, Burst: s.Burst, PilotTTL: pilotTTL,
+		// The GCRA's tolerance is burst_allowance, or a slice when that is
+		// more: a slice must be grantable whole, or a node at 1,000 req/s
+		// would call Redis once per burst_allowance calls.
+		InitialRate: s.InitialRate, Burst: max(s.Burst, slice, need), PilotTTL: pilotTTL,
 	}
 	if sh.pilot {
 		req.NewRate = sh.newRate

@@ -9,6 +9,7 @@
 //
 //	deercluster [--quick] [--bin bin] [--work .cluster] [--redis redis-server]
 //	            [--capacity 200] [--rate 300]
+//	deercluster --round-trips [--rate 1000] [--shared-rate 3000]
 package main
 
 import (
@@ -41,6 +42,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	redis := fs.String("redis", "redis-server", "the redis-server binary (Debian package redis-server; scripts/test-deps.sh installs it)")
 	capacity := fs.Float64("capacity", 200, "deersim's capacity, req/s")
 	rate := fs.Float64("rate", 300, "offered to each of the 3 nodes, req/s")
+	sharedRate := fs.Float64("shared-rate", 3000, "with --round-trips: the nodes' rate_limit (initial and max), req/s")
+	roundTrips := fs.Bool("round-trips", false, "instead: Redis round trips per upstream call at 1,000 req/s per node, all leased, none refused upstream")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -57,7 +60,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if *quick {
 		cfg.Warm, cfg.Measure, cfg.Outage = 5*time.Second, 5*time.Second, 4*time.Second
 	}
-	res, err := clusterdrill.Run(ctx, cfg)
+	run := clusterdrill.Run
+	if *roundTrips {
+		cfg = clusterdrill.RoundTripsDrill(*bin, redisBin, *work)
+		cfg.Log, cfg.InitialRate, cfg.MaxRate = stderr, *sharedRate, *sharedRate
+		fs.Visit(func(f *flag.Flag) {
+			if f.Name == "rate" {
+				cfg.Rate = *rate
+			}
+		})
+		run = clusterdrill.RoundTrips
+	}
+	res, err := run(ctx, cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "deercluster: %v (logs in %s)\n", err, *work)
 		return 1
