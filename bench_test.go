@@ -10,6 +10,7 @@ import (
 
 	"github.com/deer-runtime/deer"
 	"github.com/deer-runtime/deer/conf"
+	"github.com/deer-runtime/deer/internal/redistest"
 	"github.com/deer-runtime/deer/messages"
 )
 
@@ -110,5 +111,59 @@ func BenchmarkSubmitSequential(b *testing.B) {
 		if err != nil || res.Status != messages.TaskSucceeded {
 			b.Fatalf("task: %v %+v", err, res)
 		}
+	}
+}
+
+// BenchmarkClusterAB is added latency and throughput with and without
+// cluster.redis_url, in the same run against a real redis-server: the
+// limiter on (100,000 req/s), so that a cluster node leases its tokens
+// from Redis in slices while the single node takes them from its bucket.
+// Issue 13's goal: no difference beyond noise.
+//
+//	go test -run '^$' -bench ClusterAB -count 5 .
+func BenchmarkClusterAB(b *testing.B) {
+	srv := redistest.Start(b)
+	for _, mode := range []string{"single", "cluster"} {
+		runtime := func(b *testing.B) *deer.Runtime {
+			cfg := conf.Default()
+			cfg.Cache.L3Path = b.TempDir()
+			cfg.Monitoring.DetailedLogging = false
+			cfg.ConnectionPool.MaxConnections = 1000
+			cfg.ConnectionPool.InitialConnections = 0
+			cfg.ParallelExecution.MaxWorkers = 64
+			cfg.ParallelExecution.QueueSize = 100000
+			unlimited(cfg)
+			if mode == "cluster" {
+				cfg.Cluster.RedisURL = srv.URL()
+			}
+			cfg.Upstreams = map[string]conf.Upstream{"noop": {BaseURL: "http://noop.invalid", Cache: "auto", Timeout: 60}}
+			return start(b, cfg, deer.WithRoundTripper(noopTransport{}))
+		}
+		b.Run(mode+"/sequential", func(b *testing.B) {
+			rt := runtime(b)
+			ctx := context.Background()
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				if res, err := rt.Submit(ctx, missTask()); err != nil || res.Status != messages.TaskSucceeded {
+					b.Fatalf("task: %v %+v", err, res)
+				}
+			}
+		})
+		b.Run(mode+"/parallel", func(b *testing.B) {
+			rt := runtime(b)
+			ctx := context.Background()
+			b.ReportAllocs()
+			b.SetParallelism(32)
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if res, err := rt.Submit(ctx, missTask()); err != nil || res.Status != messages.TaskSucceeded {
+						b.Fatalf("task: %v %+v", err, res)
+					}
+				}
+			})
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tasks/s")
+		})
 	}
 }
