@@ -40,7 +40,6 @@ func chatCall(tenant, idem string) *messages.Task {
 	return task
 }
 
-
 // metricValue is the value of the unlabelled series name, or -1.
 func metricValue(rt *deer.Runtime, name string) float64 {
 	for _, line := range strings.Split(prometheusText(rt), "\n") {
