@@ -5,10 +5,13 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/deer-runtime/deer"
+	"github.com/deer-runtime/deer/actors/router"
 	"github.com/deer-runtime/deer/conf"
 	"github.com/deer-runtime/deer/internal/actortest"
+	"github.com/deer-runtime/deer/internal/cluster"
 	"github.com/deer-runtime/deer/internal/redistest"
 	"github.com/deer-runtime/deer/internal/sim"
 	"github.com/deer-runtime/deer/messages"
@@ -93,6 +96,13 @@ func TestClusterAsyncTaskIsAnsweredByAnyNode(t *testing.T) {
 	}
 	if n := chatCalls(s); n != 1 {
 		t.Fatalf("%d upstream calls", n)
+	}
+	for _, rt := range []*deer.Runtime{a, b} {
+		for _, m := range []string{"deer_cluster_task_writes_failed_total", "deer_cluster_task_reads_failed_total"} {
+			if v := metricValue(rt, m); v != 0 {
+				t.Errorf("%s = %v with Redis up", m, v)
+			}
+		}
 	}
 }
 
@@ -224,5 +234,26 @@ func TestClusterNodesServeTasksAloneWithRedisKilled(t *testing.T) {
 	}
 	if v := metricValue(a, "deer_cluster_task_writes_failed_total"); v < 1 {
 		t.Errorf("deer_cluster_task_writes_failed_total on A = %v, want >= 1", v)
+	}
+}
+
+// The first task of a key was on a node that has left the cluster (its
+// claim outlives it until its timeout): a repeat does not wait on it.
+func TestClusterRepeatDoesNotWaitOnANodeThatLeft(t *testing.T) {
+	srv := redistest.Start(t)
+	s, url := simServer(t, sim.DefaultKnobs())
+	_, b := clusterPair(t, srv, url)
+	ctx := context.Background()
+	task := chatCall("t1", "k-ghost")
+	if err := srv.Client().Set(ctx, cluster.IdemKey(router.IdempotencyKey(task)), "gone-node\nghost-task", time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	actortest.Eventually(t, "B's heartbeat lists the members", func() bool {
+		h, ok := b.Health(ctx).Cluster.(cluster.Health)
+		return ok && h.RedisUp && len(h.Members) == 2
+	})
+	res := mustSubmit(t, b, task)
+	if res.ID == "ghost-task" || chatCalls(s) != 1 {
+		t.Fatalf("repeat of a gone node's task: id %s, %d upstream calls", res.ID, chatCalls(s))
 	}
 }

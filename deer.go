@@ -220,7 +220,7 @@ func Start(ctx context.Context, cfg *conf.Config, opts ...Option) (*Runtime, err
 			}
 			return 0
 		})
-		rt.shared = newSharedTasks(rt.redis, rt.node.NodeID(), rt.clock, rt.log, rt.set)
+		rt.shared = newSharedTasks(rt.redis, rt.members, rt.clock, rt.log, rt.set)
 		rt.log.Info().Str("node", rt.node.NodeID()).Str("redis", cfg.Redacted().Cluster.RedisURL).
 			Msg("cluster node: limits, breakers and tasks shared through redis")
 	}

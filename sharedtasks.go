@@ -31,8 +31,11 @@ import (
 // are skipped for retryDown after each failure, so that a Redis that does
 // not answer costs a request at most once a second its timeout.
 type sharedTasks struct {
-	rc    *redis.Client
-	node  string
+	rc   *redis.Client
+	node string
+	// gone says a node has left the cluster (membership); a repeat does not
+	// wait on its claim.
+	gone  func(node string) bool
 	clock clock.Clock
 	log   zerolog.Logger
 
@@ -73,9 +76,9 @@ const (
 	pollMax   = 200 * time.Millisecond
 )
 
-func newSharedTasks(rc *redis.Client, node string, clk clock.Clock, log zerolog.Logger, set *vm.Set) *sharedTasks {
+func newSharedTasks(rc *redis.Client, members *cluster.Members, clk clock.Clock, log zerolog.Logger, set *vm.Set) *sharedTasks {
 	s := &sharedTasks{
-		rc: rc, node: node, clock: clk, log: log.With().Str("component", "shared-tasks").Logger(),
+		rc: rc, node: members.NodeID(), gone: members.Gone, clock: clk, log: log.With().Str("component", "shared-tasks").Logger(),
 		writes:       make(chan cluster.TaskWrite, writeQueue),
 		quit:         make(chan struct{}),
 		done:         make(chan struct{}),
@@ -336,6 +339,13 @@ func (s *sharedTasks) repeat(ctx context.Context, t *messages.Task, async bool, 
 	if claimed || held.Node == s.node {
 		return nil, false, nil // the local book knows the first task
 	}
+	if s.gone(held.Node) {
+		// Its node died with the task (the claim lapses later): this one
+		// runs here, at-least-once as after any crash.
+		s.log.Warn().Str("task", t.ID).Str("first", held.ID).Str("node", held.Node).
+			Msg("the first task of this Idempotency-Key was on a node that left the cluster; running the repeat here")
+		return nil, false, nil
+	}
 	if async {
 		s.remote.Inc()
 		return &messages.TaskAccepted{ID: held.ID}, true, nil
@@ -365,6 +375,9 @@ func (s *sharedTasks) await(ctx context.Context, t *messages.Task, held cluster.
 		if found && rec.Finished() {
 			s.remote.Inc()
 			return rec.Result.Result(held.ID), true, nil
+		}
+		if s.gone(held.Node) {
+			return nil, false, nil // as in repeat: its node died with it
 		}
 		if !s.clock.Now().Before(deadline) {
 			res := worker.Failed(t, messages.CodeTimeout, fmt.Sprintf(

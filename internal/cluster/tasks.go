@@ -142,7 +142,11 @@ func PutTaskIfAbsent(ctx context.Context, rc redis.Cmdable, rec TaskRecord, ttl 
 	if err != nil {
 		return err
 	}
-	return rc.SetArgs(ctx, TaskKey(rec.ID), raw, redis.SetArgs{Mode: "NX", TTL: ttl}).Err()
+	err = rc.SetArgs(ctx, TaskKey(rec.ID), raw, redis.SetArgs{Mode: "NX", TTL: ttl}).Err()
+	if errors.Is(err, redis.Nil) {
+		return nil // a record was there: not a failure
+	}
+	return err
 }
 
 // TaskWrite is one record write, with, for a finished idempotent task, what
