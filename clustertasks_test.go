@@ -257,3 +257,23 @@ func TestClusterRepeatDoesNotWaitOnANodeThatLeft(t *testing.T) {
 		t.Fatalf("repeat of a gone node's task: id %s, %d upstream calls", res.ID, chatCalls(s))
 	}
 }
+
+// DELETE of a task whose node does not listen (gone, or cut off from
+// Redis) says so rather than pretending to cancel it.
+func TestClusterCancelOfATaskOnAGoneNodeSaysUnreachable(t *testing.T) {
+	srv := redistest.Start(t)
+	_, url := simServer(t, sim.DefaultKnobs())
+	_, b := clusterPair(t, srv, url)
+	ctx := context.Background()
+	rec := `{"id":"ghost","state":"running","node":"gone-node","owner":"t1"}`
+	if err := srv.Client().Set(ctx, cluster.TaskKey("ghost"), rec, time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := b.TaskStatus(ctx, "ghost", "t1"); err != nil || rep.State != messages.TaskRunning {
+		t.Fatalf("status: %+v %v", rep, err)
+	}
+	rep, err := b.CancelTask(ctx, "ghost", "t1")
+	if err != nil || rep.Found || !rep.Unreachable || rep.Node != "gone-node" || rep.State != messages.TaskRunning {
+		t.Fatalf("cancel: %+v %v", rep, err)
+	}
+}
