@@ -224,6 +224,10 @@ func (s *sharedTasks) writer() {
 				if len(batch) == 0 {
 					return
 				}
+				if !s.usable() {
+					s.writesFailed.Add(len(batch)) // Redis is down: do not hold up the stop
+					continue
+				}
 				s.flush(batch)
 			}
 		}
@@ -288,7 +292,7 @@ func (s *sharedTasks) status(ctx context.Context, id, tenant string) *messages.T
 	return rep
 }
 
-// cancel answers DELETE for a task this node's router does not know: a
+// cancelTask answers DELETE for a task this node's router does not know: a
 // finished one is reported as such; a queued or running one is cancelled
 // by its node, asked over pub/sub.
 func (s *sharedTasks) cancelTask(ctx context.Context, id, tenant string) *messages.TaskCancelled {
