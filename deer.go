@@ -81,7 +81,10 @@ type Runtime struct {
 	node     cluster.View
 	members  *cluster.Members  // the heartbeat's view; nil on a single node
 	breakers *cluster.Breakers // breaker changes to and from the other nodes; nil on a single node
-	configMu sync.Mutex        // one configuration change at a time
+	// shared publishes tasks to the other nodes and answers for theirs;
+	// nil on a single node (sharedtasks.go).
+	shared   *sharedTasks
+	configMu sync.Mutex // one configuration change at a time
 	stopping atomic.Bool
 	stopOnce sync.Once
 }
@@ -220,6 +223,7 @@ func Start(ctx context.Context, cfg *conf.Config, opts ...Option) (*Runtime, err
 			}
 			return 0
 		})
+		rt.shared = newSharedTasks(rt.redis, rt.members, rt.clock, rt.log, rt.set)
 		rt.log.Info().Str("node", rt.node.NodeID()).Str("redis", cfg.Redacted().Cluster.RedisURL).
 			Msg("cluster node: limits, breakers and tasks shared through redis")
 	}
@@ -257,6 +261,14 @@ func Start(ctx context.Context, cfg *conf.Config, opts ...Option) (*Runtime, err
 	rt.keyless = missingKeys(cfg, os.Getenv)
 	warnMissingKeys(rt.log, rt.keyless)
 
+	if rt.shared != nil {
+		// Another node's DELETE of a task running here.
+		rt.shared.listenCancels(func(id, tenant string) {
+			if pid := rt.Router(); pid != nil {
+				rt.system.Root.Send(pid, &messages.CancelTask{ID: id, Tenant: tenant})
+			}
+		})
+	}
 	var expected []string
 	rt.root, expected = rt.spawnTree(policy, o.extra)
 	if err := rt.waitReady(ctx, expected); err != nil {
@@ -357,6 +369,9 @@ func (rt *Runtime) Stop(ctx context.Context) error {
 		closeBuiltins(context.WithoutCancel(ctx), rt.builtins, rt.log)
 		if rt.breakers != nil {
 			rt.breakers.Close()
+		}
+		if rt.shared != nil {
+			rt.shared.close(context.WithoutCancel(ctx)) // bounded by the writes' own timeouts
 		}
 		if rt.redis != nil {
 			_ = rt.redis.Close()

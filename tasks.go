@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/deer-runtime/deer/actors/router"
 	"github.com/deer-runtime/deer/internal/reply"
 	"github.com/deer-runtime/deer/internal/taskid"
 	"github.com/deer-runtime/deer/messages"
@@ -58,11 +59,21 @@ func (rt *Runtime) submit(ctx context.Context, task *messages.Task, async bool) 
 	if res := rt.refuseKeyless(task); res != nil {
 		return res, nil
 	}
+	if rt.shared != nil {
+		// An Idempotency-Key another node holds is answered from there.
+		res, answered, err := rt.shared.repeat(ctx, task, async, router.TaskTimeout(task, rt.live.Load()))
+		if err != nil || answered {
+			return res, err
+		}
+	}
 	box := rt.boxes.Get()
 	rt.system.Root.Send(routerPID, &messages.SubmitTask{Task: task, ReplyTo: box.PID(), Async: async})
 	select {
 	case res := <-box.C():
 		rt.boxes.Put(box) // the router answers a submission once
+		if acc, ok := res.(*messages.TaskAccepted); ok && rt.shared != nil && acc.ID == task.ID {
+			rt.shared.accepted(ctx, task) // not a local repeat's: that task has its record
+		}
 		return res, nil
 	case <-ctx.Done():
 		box.Close() // its answer may still come: never reuse it
@@ -75,7 +86,9 @@ func (rt *Runtime) submit(ctx context.Context, task *messages.Task, async bool) 
 
 // TaskStatus asks the router where task id is. tenant is the Task.Tenant
 // the task was submitted with ("" for none): a task is found only by its
-// owner, so that knowing an id is not enough to read another's result.
+// owner, so that knowing an id is not enough to read another's result. On
+// a cluster node, a task the router does not know is looked up in Redis,
+// with the same owner check.
 func (rt *Runtime) TaskStatus(ctx context.Context, id, tenant string) (*messages.TaskStatusReport, error) {
 	res, err := rt.askRouter(ctx, &messages.TaskStatusQuery{ID: id, Tenant: tenant})
 	if err != nil {
@@ -85,11 +98,15 @@ func (rt *Runtime) TaskStatus(ctx context.Context, id, tenant string) (*messages
 	if !ok {
 		return nil, fmt.Errorf("deer: router answered %T", res)
 	}
+	if !r.Found && rt.shared != nil {
+		return rt.shared.status(ctx, id, tenant), nil
+	}
 	return r, nil
 }
 
 // CancelTask cancels a queued or running task; tenant is its owner, as for
-// TaskStatus (another tenant's task is not found).
+// TaskStatus (another tenant's task is not found). On a cluster node, a
+// task running on another node is cancelled there (see TaskCancelled.Node).
 func (rt *Runtime) CancelTask(ctx context.Context, id, tenant string) (*messages.TaskCancelled, error) {
 	res, err := rt.askRouter(ctx, &messages.CancelTask{ID: id, Tenant: tenant})
 	if err != nil {
@@ -98,6 +115,9 @@ func (rt *Runtime) CancelTask(ctx context.Context, id, tenant string) (*messages
 	r, ok := res.(*messages.TaskCancelled)
 	if !ok {
 		return nil, fmt.Errorf("deer: router answered %T", res)
+	}
+	if !r.Found && r.State == "" && rt.shared != nil {
+		return rt.shared.cancelTask(ctx, id, tenant), nil
 	}
 	return r, nil
 }

@@ -73,6 +73,7 @@ func (rt *Runtime) spawnTree(policy supervisor.Policy, extra []supervisor.ChildS
 				Name: "router", Live: rt.live, Clock: rt.clock, Log: rt.log, Metrics: rt.set,
 				Registry: rt.reg, Strategy: routerStrategy, Dispatcher: rt.dispatcher, Board: rt.board,
 				Reservoirs: rt.reservoirs, Lanes: rt.lanes, Front: rt.cacheFront, Receive: rt.receive,
+				Publish: rt.publisher(),
 			})}})
 		}),
 		group("upstreams", func() []supervisor.ChildSpec { return pooled(rt.upstreamActors()) }),
@@ -150,6 +151,15 @@ func (rt *Runtime) clusterActors() []supervisor.ChildSpec {
 	return []supervisor.ChildSpec{{Name: "cluster", Props: member.Props(member.Deps{
 		Name: "cluster", Members: rt.members, Redis: rt.redis, Clock: rt.clock, Log: rt.log,
 	})}}
+}
+
+// publisher is the router's view of the shared tasks; nil (no interface
+// holding a nil pointer) on a single node.
+func (rt *Runtime) publisher() router.Publisher {
+	if rt.shared == nil {
+		return nil
+	}
+	return rt.shared
 }
 
 // sharedLimit makes every limiter lease from the cluster's budget when

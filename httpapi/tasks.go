@@ -779,6 +779,12 @@ func (s *Server) deleteTask(w http.ResponseWriter, r *http.Request) {
 	case rep.Found:
 		w.Header().Set(headerTaskID, id)
 		writeJSON(w, http.StatusOK, taskView{ID: id, Status: "cancelled"})
+	case rep.Unreachable:
+		// A cluster node's task running on another node that did not get
+		// the cancel: it runs on; the caller may try again.
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, "node_unreachable",
+			fmt.Sprintf("task %q is %s on node %s, which did not receive the cancel", id, rep.State, rep.Node), "id")
 	case rep.State != "":
 		writeError(w, http.StatusConflict, "task_finished", fmt.Sprintf("task %q has already finished (%s)", id, rep.State), "id")
 	default:

@@ -100,10 +100,15 @@ type CancelTask struct {
 
 // TaskCancelled answers CancelTask. Found is false when the task is unknown
 // (or another tenant's) or already finished (State then says how it ended).
+// On a cluster node, Node names the node running the task when that is
+// another one; Unreachable says that node did not get the cancel (it is
+// gone or cut off from Redis), Found being false then.
 type TaskCancelled struct {
-	ID    string
-	Found bool
-	State string
+	ID          string
+	Found       bool
+	State       string
+	Node        string
+	Unreachable bool
 }
 
 // DrainTasks tells the router to stop accepting tasks and to answer

@@ -212,7 +212,7 @@ func (b *Book) Submit(now time.Time, msg *messages.SubmitTask, replyTo *actor.PI
 	case b.tasks[t.ID] != nil:
 		return refuse(messages.CodeBadRequest, "task id %q is already in use", t.ID)
 	}
-	idem := idempotencyKey(t)
+	idem := IdempotencyKey(t)
 	if idem != "" {
 		if done, ok := b.idemDone[idem]; ok && now.Before(done.expires) {
 			b.accepted(&fx, replyTo, msg.Async, done.result.ID)
@@ -307,7 +307,7 @@ func (b *Book) route(fx *effects, now time.Time, e *entry) {
 		e.ref = b.nextRef()
 		b.refs[e.ref] = e
 		it.Ref = e.ref
-		b.setDue(fx, e, now.Add(taskTimeout(e.task, b.cfg)))
+		b.setDue(fx, e, now.Add(TaskTimeout(e.task, b.cfg)))
 		fx.add(it)
 		return
 	}
@@ -355,7 +355,7 @@ func (b *Book) dispatch(fx *effects, now time.Time) {
 		s.busy, s.task = true, it.id
 		b.useSeq++
 		s.lastUsed = b.useSeq
-		timeout := taskTimeout(e.task, b.cfg)
+		timeout := TaskTimeout(e.task, b.cfg)
 		fx.add(Run{&Dispatch{Worker: s, Message: worker.Run{Task: e.task, Timeout: timeout}}})
 		b.setDue(fx, e, now.Add(timeout+watchdogGrace))
 	}
@@ -564,7 +564,7 @@ func (b *Book) join(fx *effects, now time.Time, f *flight, e *entry) {
 		f.plan.Store, f.plan.TTL = true, e.plan.TTL
 	}
 	f.followers = append(f.followers, e)
-	b.setDue(fx, e, now.Add(taskTimeout(e.task, b.cfg)))
+	b.setDue(fx, e, now.Add(TaskTimeout(e.task, b.cfg)))
 }
 
 // leave takes follower e out of its flight.
@@ -614,11 +614,11 @@ func (b *Book) finish(fx *effects, now time.Time, e *entry, res *messages.TaskRe
 	if e.idemKey != "" {
 		delete(b.idemRunning, e.idemKey)
 		if res.Status == messages.TaskSucceeded && res.Stream == nil {
-			b.idemDone[e.idemKey] = finished{result: res, expires: now.Add(resultTTL)}
+			b.idemDone[e.idemKey] = finished{result: res, expires: now.Add(ResultTTL)}
 		}
 	}
 	if e.async || e.idemKey != "" {
-		b.results[t.ID] = finished{result: res, expires: now.Add(resultTTL), owner: t.Tenant}
+		b.results[t.ID] = finished{result: res, expires: now.Add(ResultTTL), owner: t.Tenant}
 	}
 	if e.async {
 		fx.add(Answer{Result: res, Task: t}) // kept for GET /v1/tasks
@@ -898,7 +898,7 @@ func (b *Book) Watchdog(now time.Time, due time.Time) []Effect {
 func (b *Book) overdue(fx *effects, now time.Time, e *entry) {
 	timedOut := func() *messages.TaskResult {
 		return worker.Failed(e.task, messages.CodeTimeout,
-			fmt.Sprintf("the task ran longer than its timeout of %v", taskTimeout(e.task, b.cfg)))
+			fmt.Sprintf("the task ran longer than its timeout of %v", TaskTimeout(e.task, b.cfg)))
 	}
 	switch {
 	case e.state == stateLookup:
@@ -1063,11 +1063,11 @@ func (b *Book) Retire(now time.Time, n int) ([]*slot, []Effect) {
 	return retired, fx
 }
 
-// idempotencyKey scopes a client's key to the upstream and to the caller's
+// IdempotencyKey scopes a client's key to the upstream and to the caller's
 // credential (Tenant): the same key from another credential is another
 // request, never answered with the first caller's result. Streams cannot be
 // replayed, so they are never deduplicated.
-func idempotencyKey(t *messages.Task) string {
+func IdempotencyKey(t *messages.Task) string {
 	if t.IdempotencyKey == "" || t.Stream {
 		return ""
 	}

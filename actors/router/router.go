@@ -52,6 +52,18 @@ type Deps struct {
 	// Receive, when set, wraps each worker's receive, given its SPEC name
 	// (fault injection reaches the workers through it).
 	Receive func(name string, next actor.ReceiverFunc) actor.ReceiverFunc
+	// Publish, when set (a cluster node), is told when an async task starts
+	// running and when an async or idempotent task finishes, so that other
+	// nodes can answer for it. The book knows nothing of it.
+	Publish Publisher
+}
+
+// Publisher shares task states beyond this node. Its methods are called on
+// the router's goroutine and must not block (they queue a write); res must
+// be read before they return, as its caller owns it afterwards.
+type Publisher interface {
+	Running(t *messages.Task)
+	Finished(t *messages.Task, res *messages.TaskResult)
 }
 
 // maxPingTimeout bounds how long a health-check ping waits for its answer.
@@ -254,12 +266,22 @@ func (r *Router) perform(ctx actor.Context, fx []Effect) {
 			case e.Task != nil:
 				r.done(e.Task, e.Result, false, 0)
 			}
+			// The terminal answer of a task whose result the book keeps
+			// (async: no To; or idempotent) is the one other nodes need.
+			if p := r.d.Publish; p != nil && e.Task != nil && e.Result.Stream == nil && (e.To == nil || IdempotencyKey(e.Task) != "") {
+				p.Finished(e.Task, e.Result)
+			}
 			if e.To != nil {
 				ctx.Send(e.To, e.Result)
 			}
 		case Accepted:
 			ctx.Send(e.To, &messages.TaskAccepted{ID: e.ID})
 		case Run:
+			if p := r.d.Publish; p != nil {
+				if en := r.book.tasks[e.Message.Task.ID]; en != nil && en.async {
+					p.Running(e.Message.Task)
+				}
+			}
 			ctx.Request(e.Worker.pid, &e.Message)
 		case CancelRun:
 			ctx.Send(e.Worker.pid, &worker.Cancel{ID: e.ID})

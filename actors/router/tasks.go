@@ -11,8 +11,8 @@ import (
 )
 
 const (
-	// resultTTL is how long finished async and idempotent results are kept.
-	resultTTL = 10 * time.Minute
+	// ResultTTL is how long finished async and idempotent results are kept.
+	ResultTTL = 10 * time.Minute
 	// agingInterval is how long a queued task waits before it counts as one
 	// level more urgent: no task starves longer than about levels × this.
 	agingInterval = 2 * time.Second
@@ -93,8 +93,8 @@ func (m *taskMetrics) byOutcome() map[string]uint64 {
 	return out
 }
 
-// taskTimeout is the time a task may run: its own, else worker_timeout.
-func taskTimeout(t *messages.Task, cfg *conf.Config) time.Duration {
+// TaskTimeout is the time a task may run: its own, else worker_timeout.
+func TaskTimeout(t *messages.Task, cfg *conf.Config) time.Duration {
 	limit := conf.Seconds(cfg.ParallelExecution.WorkerTimeout)
 	if t.Timeout > 0 && t.Timeout < limit {
 		return t.Timeout

@@ -104,6 +104,23 @@ func (m *Members) Beat(ctx context.Context, c redis.Cmdable, now time.Time) erro
 	return nil
 }
 
+// Gone reports whether node has left the cluster as far as the last
+// heartbeat knows: Redis answered and the node was not among the members.
+// Without a heartbeat that answered there is no news, and no node is gone.
+func (m *Members) Gone(node string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !m.up || len(m.members) == 0 {
+		return false
+	}
+	for _, mb := range m.members {
+		if mb.ID == node {
+			return false
+		}
+	}
+	return true
+}
+
 // Leave removes this node at once (a clean stop), rather than after
 // AliveFor.
 func (m *Members) Leave(ctx context.Context, c redis.Cmdable) error {
