@@ -306,6 +306,11 @@ func (a *Actor) observe(ctx actor.Context, msg *messages.ReportOutcome) {
 			a.d.Reservoir.empty()
 		}
 		a.observeShared(ctx, o)
+		if a.waiting.Len() == 0 {
+			// As below: the reservoir refills from the leased stock on
+			// every report, or workers would find it empty and ask.
+			a.topUp(ctx, a.d.Clock.Now())
+		}
 		return
 	}
 	if o.Throttled() || o.RetryAfter > 0 {
