@@ -77,6 +77,13 @@ type Result struct {
 	Lost                  int64 // requests to surviving nodes without an HTTP answer
 	NoticedKill           time.Duration
 	NoticedOutage, Rejoin time.Duration
+	// The breaker phase: how long after node 1's breaker opened nodes 2
+	// and 3 showed it open, and after the upstream recovered, how long
+	// from the first call into half_open until all three were closed, and
+	// how many of the three calls sent then (one to each node, at once)
+	// reached the upstream while it was half_open.
+	BreakerSeen, BreakerClosed time.Duration
+	Probes                     int64
 }
 
 // Met reports whether every check was met.
@@ -139,6 +146,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	defer d.stopAll()
 	res := &Result{}
+	if err := d.breakers(ctx, res); err != nil {
+		return nil, err
+	}
 	d.logf("3 nodes, deersim capacity %.0f req/s, offering %.0f req/s to each node", cfg.Capacity, cfg.Rate)
 	for i := range 3 {
 		d.loadWG.Add(1)
@@ -219,6 +229,108 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	res.Checks = d.checks(res, sent)
 	return res, nil
+}
+
+// breakers is the drill's first phase, before any load: the upstream
+// fails every call; node 1 alone is sent calls until its breaker opens;
+// nodes 2 and 3 must show it open without a call of their own. Then the
+// upstream recovers; once the opening's 2 s have passed, one call goes to
+// each node at once: one of them is the cluster's probe, the other two are
+// refused (they are retried later), and the probe's success closes the
+// breaker on all three.
+func (d *drill) breakers(ctx context.Context, res *Result) error {
+	if err := d.simControl(`{"error_rate": 1}`); err != nil {
+		return err
+	}
+	var opened time.Time
+	for deadline := time.Now().Add(15 * time.Second); ; {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("breaker phase: node 1's breaker did not open (log: %s)", d.logPath("node1"))
+		}
+		d.chat(0)
+		if d.breakerState(0) == breakerOpen {
+			opened = time.Now()
+			break
+		}
+	}
+	res.BreakerSeen = d.waitUntil(ctx, 5*time.Second, func() bool {
+		return d.breakerState(1) == breakerOpen && d.breakerState(2) == breakerOpen
+	}, opened)
+	if err := d.simControl(`{"error_rate": 0}`); err != nil {
+		return err
+	}
+	// Past the reopen time (2 s from the opening) every node is half_open.
+	if !sleep(ctx, time.Until(opened.Add(2500*time.Millisecond))) {
+		return ctx.Err()
+	}
+	before := d.simStats().status(200)
+	probe := time.Now()
+	var wg sync.WaitGroup
+	for i := range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d.chat(i)
+		}()
+	}
+	res.BreakerClosed = d.waitUntil(ctx, 5*time.Second, func() bool {
+		return d.breakerState(0) == breakerClosed && d.breakerState(1) == breakerClosed && d.breakerState(2) == breakerClosed
+	}, probe)
+	// Counted as soon as all are closed: the two refused calls are retried
+	// after their backoff, by when the breaker is closed and they go.
+	res.Probes = d.simStats().status(200) - before
+	wg.Wait()
+	d.logf("breaker: opened on node 1, open on nodes 2 and 3 after %s; %d of 3 calls into half_open reached the upstream; closed everywhere after %s",
+		res.BreakerSeen.Round(time.Millisecond), res.Probes, res.BreakerClosed.Round(time.Millisecond))
+	return nil
+}
+
+// Breaker states as deer_breaker_state exports them.
+const (
+	breakerClosed = 0
+	breakerOpen   = 2
+)
+
+// breakerState is deer_breaker_state of node i's breaker of deersim (-1:
+// unknown).
+func (d *drill) breakerState(i int) int {
+	resp, err := d.client.Get(d.url(2+i) + "/metrics/prometheus")
+	if err != nil {
+		return -1
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, `deer_breaker_state{upstream="sim"`) {
+			f := strings.Fields(line)
+			v, _ := strconv.Atoi(f[len(f)-1])
+			return v
+		}
+	}
+	return -1
+}
+
+// chat sends one chat to node i and waits for its answer, whatever it is.
+func (d *drill) chat(i int) {
+	body := `{"model":"sim-model","messages":[{"role":"user","content":"breaker phase"}]}`
+	resp, err := d.client.Post(d.url(2+i)+"/v1/chat/completions", "application/json", strings.NewReader(body))
+	if err == nil {
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+}
+
+func (d *drill) simControl(knobs string) error {
+	resp, err := d.client.Post(d.url(1)+"/_control", "application/json", strings.NewReader(knobs))
+	if err != nil {
+		return err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("deersim /_control %s: %s", knobs, resp.Status)
+	}
+	return nil
 }
 
 // up starts Redis, deersim and the three nodes, and waits for them to
@@ -318,6 +430,9 @@ func (d *drill) checks(r *Result, sentSurvivors int64) []Check {
 		{"cluster's accepted rate upstream, 3 nodes", fmt.Sprintf("%.1f req/s (%+.1f%% of C = %.0f)", r.Accepted, 100*(r.Accepted/c-1), c),
 			"within ±5% of C", within(r.Accepted, 0.95*c, 1.05*c)},
 		{"429s from the upstream", fmt.Sprintf("%.2f%% of upstream calls", 100*share), "≤ 2%", share <= 0.02},
+		{"breaker opened on node 1: open on nodes 2 and 3", never(r.BreakerSeen), "≤ 1 s", r.BreakerSeen >= 0 && r.BreakerSeen <= time.Second},
+		{"upstream recovered: calls into half_open from all three nodes at once reaching it", fmt.Sprintf("%d of 3", r.Probes), "1 (one probe cluster-wide)", r.Probes == 1},
+		{"the probe's success: closed on all three", never(r.BreakerClosed), "≤ 1 s", r.BreakerClosed >= 0 && r.BreakerClosed <= time.Second},
 		{"node 3 SIGKILLed: seen gone by node 1", never(r.NoticedKill), "≤ 5 s (3 s without a heartbeat, beats every 1 s)", r.NoticedKill >= 0 && r.NoticedKill <= 5*time.Second},
 		{"two nodes take its share", fmt.Sprintf("%.1f req/s upstream (%+.1f%% of C), measured from 2 s after the kill", r.AfterKill, 100*(r.AfterKill/c-1)),
 			"within ±5% of C", within(r.AfterKill, 0.95*c, 1.05*c)},
@@ -533,6 +648,9 @@ detailed_logging = false
 l3_path = %q
 [cluster]
 redis_url = "redis://%s/0"
+[error_recovery]
+# The breaker phase waits out one opening: 2 s instead of the default 60.
+circuit_breaker_timeout = 2.0
 [parallel_execution]
 max_workers = 100
 # Offered 300 req/s against a share of about 67: a short queue answers the

@@ -36,7 +36,8 @@ func TestMain(m *testing.M) {
 
 // The issue's drill, shortened, on real processes: three deerd nodes
 // sharing a real redis-server in front of deersim at C = 200 req/s, offered
-// 300 req/s each; a node SIGKILLed; Redis killed and restarted. The bounds
+// 300 req/s each; first a breaker opened on one node and closed by one
+// probe; then a node SIGKILLed; Redis killed and restarted. The bounds
 // on rates are looser than the issue's goals (which `make cluster-demo`
 // reports): the windows are a few seconds, where deersim's one-second
 // bucket alone moves the accepted rate by C/W, and `make test` runs other
@@ -67,6 +68,15 @@ func TestDrill(t *testing.T) {
 		t.Errorf("3 nodes got %.1f req/s accepted upstream, want about C = %.0f (3 × 300 offered: unshared limits would send far more)", res.Accepted, c)
 	case share > 0.1:
 		t.Errorf("%.1f%% of upstream calls were 429s", 100*share)
+	}
+	if res.BreakerSeen < 0 || res.BreakerSeen > time.Second {
+		t.Errorf("node 1's breaker opening showed on nodes 2 and 3 after %v, want within 1 s", res.BreakerSeen)
+	}
+	if res.Probes != 1 {
+		t.Errorf("%d of 3 calls sent at once into half_open reached the upstream, want 1 (one probe cluster-wide)", res.Probes)
+	}
+	if res.BreakerClosed < 0 || res.BreakerClosed > 2*time.Second {
+		t.Errorf("the probe's success closed the breaker everywhere after %v, want within 2 s", res.BreakerClosed)
 	}
 	if res.Lost != 0 {
 		t.Errorf("%d requests to surviving nodes got no answer", res.Lost)
