@@ -191,7 +191,8 @@ func (rt *Runtime) cacheActors() []supervisor.ChildSpec {
 	return []supervisor.ChildSpec{
 		tier(cache.Deps{Tier: messages.TierL1, Front: rt.cacheFront, Next: byName("cache/l2")}),
 		tier(cache.Deps{Tier: messages.TierL2, Next: byName("cache/l3"), Top: byName("cache/l1")}),
-		tier(cache.Deps{Tier: messages.TierL3, Top: byName("cache/l1")}),
+		// With cache.l3_backend = "redis", L3 lives in the cluster's Redis.
+		tier(cache.Deps{Tier: messages.TierL3, Top: byName("cache/l1"), Redis: rt.redis}),
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
 	"github.com/deer-runtime/deer/actors/admin"
@@ -37,6 +38,10 @@ type Deps struct {
 	// message (see Front). The actor is its only writer and keeps its
 	// entries across restarts. nil: a private store that a restart empties.
 	Front *Front
+	// Redis is the cluster's Redis (cluster.redis_url), where cache/l3
+	// keeps its entries with cache.l3_backend = "redis"; nil on a single
+	// node. The actor never closes it.
+	Redis *redis.Client
 }
 
 // Props builds a cache tier actor. It panics if d.Tier is not a tier name:
@@ -106,6 +111,7 @@ type settings struct {
 	ttl     time.Duration // 0: entries do not expire
 	cleanup time.Duration // 0: no periodic cleanup
 	l3Path  string
+	l3Redis bool // cache.l3_backend = "redis"
 }
 
 func settingsFor(tier string, cfg *conf.Config) (settings, error) {
@@ -116,6 +122,7 @@ func settingsFor(tier string, cfg *conf.Config) (settings, error) {
 		ttl:     max(conf.Seconds(cfg.Cache.DefaultTTL), 0),
 		cleanup: max(conf.Seconds(cfg.Cache.CleanupInterval), 0),
 		l3Path:  cfg.Cache.L3Path,
+		l3Redis: cfg.Cache.L3Backend == "redis",
 	}
 	switch tier {
 	case messages.TierL1:
@@ -128,7 +135,8 @@ func settingsFor(tier string, cfg *conf.Config) (settings, error) {
 	return s, err
 }
 
-// backend is a tier's storage: a Store in memory, a DiskStore for L3.
+// backend is a tier's storage: a Store in memory, a DiskStore or a
+// redisStore for L3.
 type backend interface {
 	Get(now time.Time, key string) (Entry, bool, error)
 	PutUntil(key string, value []byte, expiresAt time.Time) ([]Entry, error)
@@ -332,6 +340,10 @@ func (a *Actor) open() {
 	}
 	a.tried = true
 	available := a.d.Metrics.GetOrCreateGauge("deer_cache_l3_available", nil)
+	if a.set.l3Redis {
+		a.openRedis(available)
+		return
+	}
 	ds, err := openDiskWait(a.set.l3Path, a.set.size, a.set.policy, a.d.Clock.Now(), wait)
 	if err != nil {
 		available.Set(0)
@@ -351,6 +363,28 @@ func (a *Actor) open() {
 	available.Set(1)
 	a.store, a.openErr, a.l3Dir = disk{ds}, nil, a.set.l3Path
 	a.log.Info().Str("path", a.l3Dir).Int("entries", ds.Index().Len()).Msg("l3 store open")
+}
+
+// openRedis makes the cluster's Redis this tier's store. The client
+// connects lazily, so this cannot fail on a Redis that is down: the tier
+// opens, reports degraded while calls fail, and heals on the first call
+// that succeeds.
+func (a *Actor) openRedis(available *metrics.Gauge) {
+	if a.d.Redis == nil {
+		available.Set(0)
+		a.openErr = errNoRedis
+		a.log.Error().Err(errNoRedis).Msg("l3 store unavailable; serving misses")
+		return
+	}
+	rs := newRedisStore(a.d.Redis, a.set.size, a.set.policy, a.d.Clock.Now)
+	a.store, a.openErr, a.l3Dir = rs, nil, a.set.l3Path
+	err := rs.refresh()
+	a.noteIO(err)
+	if err == nil {
+		available.Set(1)
+	}
+	a.log.Info().Int("entries", rs.entries).Str("unused_l3_path", a.l3Dir).
+		Msg("l3 store open in the cluster's redis (cache.l3_backend = \"redis\"): shared by every node; cache.l3_path is unused")
 }
 
 func (a *Actor) shutdown() {
@@ -595,7 +629,7 @@ func (a *Actor) apply(ctx actor.Context, cfg *conf.Config) error {
 			a.noteIO(err)
 			a.demote(ctx, evicted)
 		}
-		if a.d.Tier == messages.TierL3 && s.l3Path != a.l3Dir {
+		if a.d.Tier == messages.TierL3 && !s.l3Redis && s.l3Path != a.l3Dir {
 			a.log.Info().Str("open", a.l3Dir).Str("configured", s.l3Path).
 				Msg("cache.l3_path changes apply when cache/l3 restarts")
 		}
@@ -606,7 +640,24 @@ func (a *Actor) apply(ctx actor.Context, cfg *conf.Config) error {
 	return nil
 }
 
+// noteIO records the outcome of a store operation. A Redis store reports
+// its availability in deer_cache_l3_available as it goes, and logs a
+// failure once per change rather than once per lookup (a Redis down fails
+// every lookup); a disk failure is logged every time.
 func (a *Actor) noteIO(err error) {
+	if _, shared := a.store.(*redisStore); shared {
+		available := a.d.Metrics.GetOrCreateGauge("deer_cache_l3_available", nil)
+		switch {
+		case err != nil && (a.ioErr == nil || a.ioErr.Error() != err.Error()):
+			available.Set(0)
+			a.log.Error().Err(err).Msg("l3 redis unavailable: serving from L1 and L2; retried on later lookups")
+		case err == nil && a.ioErr != nil:
+			available.Set(1)
+			a.log.Info().Msg("l3 redis available again")
+		}
+		a.ioErr = err
+		return
+	}
 	if err != nil {
 		a.log.Error().Err(err).Msg("store operation failed")
 	}

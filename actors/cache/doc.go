@@ -1,6 +1,7 @@
 // Package cache holds deer's three cache tiers (SPEC §5, §6): cache/l1 and
 // cache/l2 in memory, cache/l3 in an embedded bbolt file under
-// cache.l3_path that survives restarts.
+// cache.l3_path that survives restarts, or, with cache.l3_backend =
+// "redis", in the cluster's Redis, shared by every node (redis.go).
 //
 // The functional core is Store: a bounded map with per-entry expiry and an
 // eviction policy (lru, lfu, fifo) that takes the time as an argument.
