@@ -160,13 +160,16 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if !sleep(ctx, cfg.Warm) {
 		return nil, ctx.Err()
 	}
-	s0, calls0 := d.simStats(), d.redisCalls()
-	t0 := time.Now()
+	// The window is the time between the two readings of deersim's
+	// counts; Redis calls are read outside it (a slow /metrics under load
+	// must not stretch or shrink it), which counts a few calls more.
+	calls0 := d.redisCalls()
+	s0, t0 := d.simStats(), time.Now()
 	if !sleep(ctx, cfg.Measure) {
 		return nil, ctx.Err()
 	}
-	s1, calls1 := d.simStats(), d.redisCalls()
-	dt := time.Since(t0).Seconds()
+	s1, dt := d.simStats(), time.Since(t0).Seconds()
+	calls1 := d.redisCalls()
 	ok, thr := s1.status(200)-s0.status(200), s1.status(429)-s0.status(429)
 	res.Accepted, res.Throttled = float64(ok)/dt, float64(thr)/dt
 	res.RoundTripsPerCall = float64(calls1-calls0) / float64(max(1, ok+thr))
@@ -393,13 +396,16 @@ func RoundTrips(ctx context.Context, cfg Config) (*Result, error) {
 	if !sleep(ctx, cfg.Warm) {
 		return nil, ctx.Err()
 	}
-	s0, calls0 := d.simStats(), d.redisCalls()
-	t0 := time.Now()
+	// The window is the time between the two readings of deersim's
+	// counts; Redis calls are read outside it (a slow /metrics under load
+	// must not stretch or shrink it), which counts a few calls more.
+	calls0 := d.redisCalls()
+	s0, t0 := d.simStats(), time.Now()
 	if !sleep(ctx, cfg.Measure) {
 		return nil, ctx.Err()
 	}
-	s1, calls1 := d.simStats(), d.redisCalls()
-	dt := time.Since(t0).Seconds()
+	s1, dt := d.simStats(), time.Since(t0).Seconds()
+	calls1 := d.redisCalls()
 	ok := s1.status(200) - s0.status(200)
 	res := &Result{Accepted: float64(ok) / dt, RoundTripsPerCall: float64(calls1-calls0) / float64(max(1, ok))}
 	perNode := res.Accepted / 3
