@@ -30,6 +30,7 @@ import (
 	"github.com/deer-runtime/deer/internal/dispatch"
 	"github.com/deer-runtime/deer/internal/faults"
 	"github.com/deer-runtime/deer/internal/logging"
+	"github.com/deer-runtime/deer/internal/metricname"
 	"github.com/deer-runtime/deer/internal/reply"
 	"github.com/deer-runtime/deer/internal/sim"
 	"github.com/deer-runtime/deer/messages"
@@ -213,6 +214,19 @@ func Start(ctx context.Context, cfg *conf.Config, opts ...Option) (*Runtime, err
 		}
 		rt.members = cluster.NewMembers(rt.node.NodeID())
 		rt.node = rt.members
+		// Each heartbeat reports the tokens this node's limiters leased, the
+		// counters they count them in (deer_ratelimit_leased_total).
+		leased := map[string]*vm.Counter{}
+		for name := range cfg.Upstreams {
+			leased[name] = rt.set.GetOrCreateCounter("deer_ratelimit_leased_total" + metricname.Labels("upstream", name))
+		}
+		rt.members.CountLeased(func() map[string]uint64 {
+			out := make(map[string]uint64, len(leased))
+			for name, c := range leased {
+				out[name] = c.Get()
+			}
+			return out
+		})
 		rt.breakers = cluster.NewBreakers(rt.redis, rt.node.NodeID())
 		rt.breakers.Start()
 		members := rt.members
