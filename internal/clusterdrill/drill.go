@@ -161,17 +161,17 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, ctx.Err()
 	}
 	// The window is the time between the two readings of deersim's
-	// counts; Redis calls are read outside it (a slow /metrics under load
-	// must not stretch or shrink it), which counts a few calls more.
+	// counts, by its clock; Redis calls are read outside it, which counts
+	// a few calls more.
 	calls0 := d.redisCalls()
-	s0, t0 := d.simStats(), time.Now()
+	s0 := d.simStats()
 	if !sleep(ctx, cfg.Measure) {
 		return nil, ctx.Err()
 	}
-	s1, dt := d.simStats(), time.Since(t0).Seconds()
+	s1 := d.simStats()
 	calls1 := d.redisCalls()
 	ok, thr := s1.status(200)-s0.status(200), s1.status(429)-s0.status(429)
-	res.Accepted, res.Throttled = float64(ok)/dt, float64(thr)/dt
+	res.Accepted, res.Throttled = per(s0, s1, 200), per(s0, s1, 429)
 	res.RoundTripsPerCall = float64(calls1-calls0) / float64(max(1, ok+thr))
 	d.logf("accepted upstream %.1f req/s, 429 %.1f req/s, %.3f redis calls per upstream call", res.Accepted, res.Throttled, res.RoundTripsPerCall)
 
@@ -187,12 +187,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, ctx.Err()
 	}
 	s2 := d.simStats()
-	t2 := time.Now()
 	if !sleep(ctx, cfg.Measure) {
 		return nil, ctx.Err()
 	}
 	s3 := d.simStats()
-	res.AfterKill = float64(s3.status(200)-s2.status(200)) / time.Since(t2).Seconds()
+	res.AfterKill = per(s2, s3, 200)
 	d.logf("node 3 killed: seen gone after %s; two nodes get %.1f req/s upstream", res.NoticedKill.Round(time.Millisecond), res.AfterKill)
 
 	// 3. Kill Redis, then bring it back.
@@ -203,12 +202,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return h.Status != "healthy" && !h.Cluster.RedisUp
 	}, down)
 	s4 := d.simStats()
-	t4 := time.Now()
 	if !sleep(ctx, cfg.Outage) {
 		return nil, ctx.Err()
 	}
 	s5 := d.simStats()
-	res.DuringOutage = float64(s5.status(200)-s4.status(200)) / time.Since(t4).Seconds()
+	res.DuringOutage = per(s4, s5, 200)
 	if err := d.startRedis(); err != nil {
 		return nil, err
 	}
@@ -397,17 +395,17 @@ func RoundTrips(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, ctx.Err()
 	}
 	// The window is the time between the two readings of deersim's
-	// counts; Redis calls are read outside it (a slow /metrics under load
-	// must not stretch or shrink it), which counts a few calls more.
+	// counts, by its clock; Redis calls are read outside it, which counts
+	// a few calls more.
 	calls0 := d.redisCalls()
-	s0, t0 := d.simStats(), time.Now()
+	s0 := d.simStats()
 	if !sleep(ctx, cfg.Measure) {
 		return nil, ctx.Err()
 	}
-	s1, dt := d.simStats(), time.Since(t0).Seconds()
+	s1 := d.simStats()
 	calls1 := d.redisCalls()
 	ok := s1.status(200) - s0.status(200)
-	res := &Result{Accepted: float64(ok) / dt, RoundTripsPerCall: float64(calls1-calls0) / float64(max(1, ok))}
+	res := &Result{Accepted: per(s0, s1, 200), RoundTripsPerCall: float64(calls1-calls0) / float64(max(1, ok))}
 	perNode := res.Accepted / 3
 	d.logf("upstream %.1f req/s (%.1f per node), %.4f redis calls per upstream call", res.Accepted, perNode, res.RoundTripsPerCall)
 	for i := range 3 {
@@ -506,6 +504,17 @@ func (d *drill) stopLoadNow() {
 
 type simStats struct {
 	Statuses map[string]int64 `json:"statuses"`
+	Now      time.Time        `json:"now"` // deersim's clock when it read the counts
+}
+
+// per is the rate of status code between readings a and b, by deersim's
+// clock: a reading that took long to come back does not move the window.
+func per(a, b simStats, code int) float64 {
+	dt := b.Now.Sub(a.Now).Seconds()
+	if dt <= 0 {
+		return 0
+	}
+	return float64(b.status(code)-a.status(code)) / dt
 }
 
 func (s simStats) status(code int) int64 { return s.Statuses[strconv.Itoa(code)] }

@@ -125,6 +125,7 @@ func (s *Simulator) SetKnobs(k Knobs) error {
 func (s *Simulator) Stats() Stats {
 	st := s.stats.snapshot()
 	st.RetryAfter = s.waits.snapshot()
+	st.Now = s.clock.Now()
 	return st
 }
 

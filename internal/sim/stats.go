@@ -33,6 +33,9 @@ type Stats struct {
 	RetryAfter RetryAfterStats `json:"retry_after"`
 	// Since is when counting started (creation or the last reset).
 	Since time.Time `json:"since"`
+	// Now is when the counts were read: rates over two readings are
+	// exact however long the readings took to travel.
+	Now time.Time `json:"now"`
 }
 
 // counters holds the live statistics; its methods are safe for concurrent use.
