@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -74,7 +75,8 @@ type Result struct {
 	AfterKill             float64 // upstream 200s/s with two nodes
 	DuringOutage          float64 // upstream 200s/s with Redis down
 	RoundTripsPerCall     float64
-	Lost                  int64 // requests to surviving nodes without an HTTP answer
+	Lost                  int64    // requests to surviving nodes without an HTTP answer
+	LostErrors            []string // the first few of their errors, with when they came
 	NoticedKill           time.Duration
 	NoticedOutage, Rejoin time.Duration
 	// The breaker phase: how long after node 1's breaker opened nodes 2
@@ -126,6 +128,8 @@ type drill struct {
 	stopLoad  chan struct{}
 	loadWG    sync.WaitGroup
 	deadNodes [3]atomic.Bool
+	started   time.Time
+	errs      []string // guarded by mu: the first few client errors of surviving nodes
 }
 
 type nodeCounts struct {
@@ -223,6 +227,12 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	d.stopLoadNow()
 	for i := range 2 {
 		res.Lost += d.counts[i].noAnswer.Load()
+	}
+	d.mu.Lock()
+	res.LostErrors = slices.Clone(d.errs)
+	d.mu.Unlock()
+	for _, e := range res.LostErrors {
+		d.logf("no answer: %s", e)
 	}
 	var sent int64
 	for i := range 2 {
@@ -334,11 +344,17 @@ func (d *drill) simControl(knobs string) error {
 	return nil
 }
 
+// answerWithin is how long the drill's client waits for an answer.
+const answerWithin = 30 * time.Second
+
 // up starts Redis, deersim and the three nodes, and waits for them to
 // answer. The caller stops them (stopAll), also on error.
 func up(ctx context.Context, cfg Config) (d *drill, err error) {
-	d = &drill{cfg: cfg, procs: map[string]*proc{}, stopLoad: make(chan struct{}),
-		client: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 512, MaxConnsPerHost: 0}}}
+	// A request counts as unanswered only if no answer came within
+	// answerWithin: an answer that is merely slow (a node starved of CPU
+	// beside make test's other packages) is still an answer.
+	d = &drill{cfg: cfg, procs: map[string]*proc{}, stopLoad: make(chan struct{}), started: time.Now(),
+		client: &http.Client{Timeout: answerWithin, Transport: &http.Transport{MaxIdleConnsPerHost: 512, MaxConnsPerHost: 0}}}
 	defer func() {
 		if err != nil {
 			d.stopAll()
@@ -476,6 +492,11 @@ func (d *drill) load(i int) {
 			if err != nil {
 				if !d.deadNodes[i].Load() {
 					c.noAnswer.Add(1)
+					d.mu.Lock()
+					if len(d.errs) < 5 {
+						d.errs = append(d.errs, fmt.Sprintf("node %d at %s: %v", i+1, time.Since(d.started).Round(time.Millisecond), err))
+					}
+					d.mu.Unlock()
 				}
 				return
 			}

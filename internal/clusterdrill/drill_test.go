@@ -83,7 +83,7 @@ func TestDrill(t *testing.T) {
 		t.Errorf("the probe's success closed the breaker everywhere after %v, want within 2 s", res.BreakerClosed)
 	}
 	if res.Lost != 0 {
-		t.Errorf("%d requests to surviving nodes got no answer", res.Lost)
+		t.Errorf("%d requests to surviving nodes got no answer: %q", res.Lost, res.LostErrors)
 	}
 	if res.NoticedKill < 0 || res.NoticedKill > 5*time.Second {
 		t.Errorf("the SIGKILLed node was seen gone after %v, want within 5 s", res.NoticedKill)
