@@ -52,7 +52,7 @@ fuzz: ## run every fuzz target briefly (FUZZTIME=10s each)
 compat: ## the OpenAI SDK and LangChain (npm) against a real deerd; needs node and npm
 	scripts/compat/run.sh
 
-cluster-demo: build ## three deerd nodes sharing one redis-server (installed by scripts/test-deps.sh) in front of deersim at 200 req/s: shared rate, a node SIGKILLed, Redis killed and back (QUICK=1: ~30 s)
+cluster-demo: build ## three deerd nodes sharing one redis-server (installed by scripts/test-deps.sh) in front of deersim at 200 req/s: shared rate, a node SIGKILLed, Redis killed and back (QUICK=1: ~50 s, noisier rates)
 	scripts/test-deps.sh >/dev/null
 	./$(BIN)/deercluster $(if $(QUICK),--quick)
 

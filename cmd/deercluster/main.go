@@ -36,7 +36,7 @@ func main() {
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("deercluster", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	quick := fs.Bool("quick", false, "shorter windows (5 s of warm-up, 5 s measured, 4 s of Redis outage)")
+	quick := fs.Bool("quick", false, "shorter: 5 s of warm-up, 10 s windows, 4 s of Redis outage (the rates are noisier: deersim's one-second bucket moves a 10 s rate by up to 10%)")
 	bin := fs.String("bin", "bin", "directory with deerd and deersim")
 	work := fs.String("work", ".cluster", "scratch directory: configurations and logs")
 	redis := fs.String("redis", "redis-server", "the redis-server binary (Debian package redis-server; scripts/test-deps.sh installs it)")
@@ -58,7 +58,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cfg := clusterdrill.Issue(*bin, redisBin, *work)
 	cfg.Capacity, cfg.Rate, cfg.Log = *capacity, *rate, stderr
 	if *quick {
-		cfg.Warm, cfg.Measure, cfg.Outage = 5*time.Second, 5*time.Second, 4*time.Second
+		cfg.Warm, cfg.Measure, cfg.Outage = 5*time.Second, 10*time.Second, 4*time.Second
 	}
 	run := clusterdrill.Run
 	if *roundTrips {

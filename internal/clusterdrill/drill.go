@@ -180,8 +180,10 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	d.logf("accepted upstream %.1f req/s, 429 %.1f req/s, %.3f redis calls per upstream call", res.Accepted, res.Throttled, res.RoundTripsPerCall)
 
 	// 2. SIGKILL node 3.
-	d.kill("node3")
+	// Marked dead first: its requests cut by the kill are not the
+	// survivors' and are not counted.
 	d.deadNodes[2].Store(true)
+	d.kill("node3")
 	killed := time.Now()
 	res.NoticedKill = d.waitUntil(ctx, 10*time.Second, func() bool {
 		h := d.health(0)
