@@ -20,12 +20,7 @@ import (
 // and shared-breaker connection to srv, the test's fake clock.
 func startNode(t *testing.T, clk *clock.Fake, srv *redistest.Server, id string) (*fixture, *cluster.Breakers) {
 	t.Helper()
-	rds, err := cluster.Dial(srv.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = rds.Close() })
-	sh := cluster.NewBreakers(rds, id)
+	sh := cluster.NewBreakers(srv.Dial(), id)
 	sh.Start()
 	t.Cleanup(sh.Close)
 	actortest.Eventually(t, "node "+id+" subscribed", sh.Subscribed)

@@ -106,18 +106,6 @@ func (h *harness) gauge(name, tier string) float64 {
 	return h.metrics.GetOrCreateGauge(fmt.Sprintf("%s{tier=%q}", name, tier), nil).Get()
 }
 
-// eventually polls cond until it holds or a deadline passes.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond) // polling interval, not a wait for an event
-	}
-}
-
 func TestActorGetPutDeleteAndStats(t *testing.T) {
 	h := newHarness(t, func(c *conf.Config) { c.Cache.L1Size = 10 })
 	l1 := h.spawn(messages.TierL1, nil)
@@ -325,7 +313,7 @@ func TestActorDemotionChainToL3(t *testing.T) {
 		h.put(l1, k, "v"+k, 0) // a: l1 → l2 → l3; b: l1 → l2
 	}
 	// l2 forwards to l3 on its own goroutine: poll.
-	eventually(t, "a to reach l3", func() bool { return h.get(l3, "a").Found })
+	actortest.Eventually(t, "a to reach l3", func() bool { return h.get(l3, "a").Found })
 	if r := h.get(l3, "a"); string(r.Value) != "va" || r.Tier != "l3" {
 		t.Fatalf("l3 get a = %+v", r)
 	}

@@ -7,30 +7,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/deer-runtime/deer/conf"
+	"github.com/deer-runtime/deer/internal/actortest"
 	"github.com/deer-runtime/deer/internal/clock"
-	"github.com/deer-runtime/deer/internal/cluster"
 	"github.com/deer-runtime/deer/internal/redistest"
 	"github.com/deer-runtime/deer/messages"
 )
 
-// dial is a node's client of srv, with deer's timeouts, closed when the
-// test ends.
-func dial(t *testing.T, srv *redistest.Server) *redis.Client {
-	t.Helper()
-	c, err := cluster.Dial(srv.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Close() })
-	return c
-}
-
 func newRedis(t *testing.T, srv *redistest.Server, capacity int, p Policy, clk *clock.Fake) *redisStore {
 	t.Helper()
-	return newRedisStore(dial(t, srv), capacity, p, clk.Now)
+	return newRedisStore(srv.Dial(), capacity, p, clk.Now)
 }
 
 func rput(t *testing.T, r *redisStore, key string, exp time.Time) []string {
@@ -114,7 +100,7 @@ func TestRedisStoreRedisExpiresEntries(t *testing.T) {
 	r := newRedis(t, srv, 10, LRU, clk)
 	rput(t, r, "short", t0.Add(20*time.Millisecond))
 	rput(t, r, "long", t0.Add(time.Hour))
-	eventually(t, "Redis to expire deer:l3:v:short", func() bool {
+	actortest.Eventually(t, "Redis to expire deer:l3:v:short", func() bool {
 		return srv.Client().Exists(context.Background(), "deer:l3:v:short").Val() == 0
 	})
 	// By the node's (fake) clock it is still live: only Redis expired it.
@@ -139,7 +125,7 @@ func TestRedisStorePurgeExpired(t *testing.T) {
 		rput(t, r, k, t0.Add(10*time.Millisecond))
 	}
 	rput(t, r, "z", t0.Add(time.Hour))
-	eventually(t, "Redis to expire x and y", func() bool {
+	actortest.Eventually(t, "Redis to expire x and y", func() bool {
 		return srv.Client().Exists(context.Background(), "deer:l3:v:x", "deer:l3:v:y").Val() == 0
 	})
 	keys, err := r.PurgeExpired(t0)
@@ -298,7 +284,7 @@ func TestActorL3OnRedisDegradesAndHeals(t *testing.T) {
 		c.Cluster.RedisURL = srv.URL()
 		c.Cache.L3Backend = "redis"
 	})
-	l3 := h.spawnDeps(Deps{Tier: messages.TierL3, Redis: dial(t, srv)})
+	l3 := h.spawnDeps(Deps{Tier: messages.TierL3, Redis: srv.Dial()})
 	available := func() float64 {
 		return h.metrics.GetOrCreateGauge("deer_cache_l3_available", nil).Get()
 	}

@@ -20,11 +20,7 @@ import (
 // and the test's fake clock.
 func startNode(t *testing.T, cfg *conf.Config, clk *clock.Fake, srv *redistest.Server, id string, alive int) *fixture {
 	t.Helper()
-	rds, err := cluster.Dial(srv.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = rds.Close() })
+	rds := srv.Dial()
 	f := &fixture{
 		name: "limiter/sim", system: actortest.NewSystem(t), live: conf.NewLive(cfg),
 		clock: clk, set: metrics.NewSet(), logs: &actortest.SyncBuffer{},

@@ -14,11 +14,7 @@ import (
 // refund never lends budget from the future.
 func TestLeaseGrantsTheRateAndTakesRefunds(t *testing.T) {
 	srv := redistest.Start(t)
-	c, err := cluster.Dial(srv.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := srv.Dial()
 	ctx, now := context.Background(), time.Unix(1_800_000_000, 0)
 	lease := func(node string, at time.Time, want, refund int) cluster.LeaseResult {
 		t.Helper()

@@ -16,11 +16,7 @@ import (
 // totals.
 func TestMembersHeartbeatsSharesAndTotals(t *testing.T) {
 	srv := redistest.Start(t)
-	c, err := cluster.Dial(srv.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := srv.Dial()
 	ctx, now := context.Background(), time.Unix(1_800_000_000, 0)
 	var leasedA, leasedB atomic.Uint64
 	a, b, gone := cluster.NewMembers("a"), cluster.NewMembers("b"), cluster.NewMembers("c")

@@ -22,6 +22,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/deer-runtime/deer/internal/cluster"
 )
 
 // Server is one redis-server process.
@@ -70,6 +72,17 @@ func (s *Server) URL() string { return "redis://" + s.Addr() + "/0" }
 // Client returns a go-redis client of the server, closed when the test ends.
 func (s *Server) Client() *redis.Client {
 	c := redis.NewClient(&redis.Options{Addr: s.Addr()})
+	s.t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// Dial returns a client of the server made as a deer node makes it
+// (cluster.Dial: its timeouts and retries), closed when the test ends.
+func (s *Server) Dial() *redis.Client {
+	c, err := cluster.Dial(s.URL())
+	if err != nil {
+		s.t.Fatal(err)
+	}
 	s.t.Cleanup(func() { _ = c.Close() })
 	return c
 }
