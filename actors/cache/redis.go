@@ -191,28 +191,52 @@ func (r *redisStore) call(f func(ctx context.Context) error) error {
 	return nil
 }
 
-// scriptReply checks a script's {index size, …} reply.
-func scriptReply(v any, n int) ([]any, error) {
-	arr, ok := v.([]any)
-	if !ok || len(arr) != n {
-		return nil, fmt.Errorf("unexpected script reply %v", v)
+// run runs script, one round trip under call, and checks its reply: n
+// values, the first the index size, which it keeps as the entry count.
+func (r *redisStore) run(script *redis.Script, keys []string, n int, args ...any) ([]any, error) {
+	var arr []any
+	err := r.call(func(ctx context.Context) error {
+		v, err := script.Run(ctx, r.rdb, keys, args...).Result()
+		if err != nil {
+			return err
+		}
+		var ok bool
+		if arr, ok = v.([]any); !ok || len(arr) != n {
+			return fmt.Errorf("unexpected script reply %v", v)
+		}
+		if _, ok = arr[0].(int64); !ok {
+			return fmt.Errorf("unexpected script reply %v", v)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
-	if _, ok := arr[0].(int64); !ok {
-		return nil, fmt.Errorf("unexpected script reply %v", v)
-	}
+	r.entries = int(arr[0].(int64))
 	return arr, nil
 }
 
-// members turns a list of members into key-only entries (an evicted L3
-// entry's value is gone, as DiskStore's are).
-func members(v any) []Entry {
+// names is a script's list of members.
+func names(v any) []string {
 	list, _ := v.([]any)
-	out := make([]Entry, 0, len(list))
+	out := make([]string, 0, len(list))
 	for _, m := range list {
 		if s, ok := m.(string); ok {
-			out = append(out, Entry{Key: s})
+			out = append(out, s)
 		}
 	}
+	return out
+}
+
+// evicted counts a script's evicted members and returns them as key-only
+// entries (an evicted L3 entry's value is gone, as DiskStore's are).
+func (r *redisStore) evicted(v any) []Entry {
+	keys := names(v)
+	out := make([]Entry, len(keys))
+	for i, k := range keys {
+		out[i] = Entry{Key: k}
+	}
+	r.counters.Evictions += uint64(len(out))
 	return out
 }
 
@@ -221,18 +245,10 @@ func (r *redisStore) Get(now time.Time, key string) (Entry, bool, error) {
 	if r.policy == FIFO {
 		bump = "0"
 	}
-	var arr []any
-	err := r.call(func(ctx context.Context) error {
-		v, err := getScript.Run(ctx, r.rdb, []string{redisIdx, redisSeq, redisValueKey(key)}, key, bump).Result()
-		if err == nil {
-			arr, err = scriptReply(v, 3)
-		}
-		return err
-	})
+	arr, err := r.run(getScript, []string{redisIdx, redisSeq, redisValueKey(key)}, 3, key, bump)
 	if err != nil {
 		return Entry{}, false, err
 	}
-	r.entries = int(arr[0].(int64))
 	status, _ := arr[1].(int64)
 	raw, _ := arr[2].(string)
 	value, exp, ok := decodeRedis([]byte(raw))
@@ -261,22 +277,12 @@ func (r *redisStore) PutUntil(key string, value []byte, exp time.Time) ([]Entry,
 	if r.policy == FIFO {
 		nx = "nx"
 	}
-	var arr []any
-	err := r.call(func(ctx context.Context) error {
-		v, err := putScript.Run(ctx, r.rdb, []string{redisIdx, redisSeq, redisValueKey(key)},
-			key, encodeRedis(value, exp), ttl, r.capacity, redisPrefix, nx).Result()
-		if err == nil {
-			arr, err = scriptReply(v, 2)
-		}
-		return err
-	})
+	arr, err := r.run(putScript, []string{redisIdx, redisSeq, redisValueKey(key)}, 2,
+		key, encodeRedis(value, exp), ttl, r.capacity, redisPrefix, nx)
 	if err != nil {
 		return nil, err
 	}
-	r.entries = int(arr[0].(int64))
-	evicted := members(arr[1])
-	r.counters.Evictions += uint64(len(evicted))
-	return evicted, nil
+	return r.evicted(arr[1]), nil
 }
 
 // Delete removes key's value and index member in one MULTI/EXEC.
@@ -301,21 +307,11 @@ func (r *redisStore) Delete(key string) (bool, error) {
 
 func (r *redisStore) Resize(capacity int) ([]Entry, error) {
 	r.capacity = max(capacity, 0)
-	var arr []any
-	err := r.call(func(ctx context.Context) error {
-		v, err := resizeScript.Run(ctx, r.rdb, []string{redisIdx}, r.capacity, redisPrefix).Result()
-		if err == nil {
-			arr, err = scriptReply(v, 2)
-		}
-		return err
-	})
+	arr, err := r.run(resizeScript, []string{redisIdx}, 2, r.capacity, redisPrefix)
 	if err != nil {
 		return nil, err
 	}
-	r.entries = int(arr[0].(int64))
-	evicted := members(arr[1])
-	r.counters.Evictions += uint64(len(evicted))
-	return evicted, nil
+	return r.evicted(arr[1]), nil
 }
 
 // SetPolicy changes how later reads and writes move entries; the order
@@ -326,23 +322,11 @@ func (r *redisStore) SetPolicy(p Policy) { r.policy = p }
 // at most purgeBatch of them per call and going round the index over
 // successive calls. The values themselves Redis expires on its own.
 func (r *redisStore) PurgeExpired(time.Time) ([]string, error) {
-	var arr []any
-	err := r.call(func(ctx context.Context) error {
-		v, err := purgeScript.Run(ctx, r.rdb, []string{redisIdx}, r.cursor, purgeBatch, redisPrefix).Result()
-		if err == nil {
-			arr, err = scriptReply(v, 2)
-		}
-		return err
-	})
+	arr, err := r.run(purgeScript, []string{redisIdx}, 2, r.cursor, purgeBatch, redisPrefix)
 	if err != nil {
 		return nil, err
 	}
-	r.entries = int(arr[0].(int64))
-	removed := members(arr[1])
-	keys := make([]string, len(removed))
-	for i, e := range removed {
-		keys[i] = e.Key
-	}
+	keys := names(arr[1])
 	r.cursor += int64(purgeBatch - len(keys)) // the removed ones shifted the rest down
 	if r.cursor >= int64(r.entries) {
 		r.cursor = 0
