@@ -154,29 +154,15 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, err
 	}
 	d.logf("3 nodes, deersim capacity %.0f req/s, offering %.0f req/s to each node", cfg.Capacity, cfg.Rate)
-	for i := range 3 {
-		d.loadWG.Add(1)
-		go d.load(i)
-	}
-	defer d.stopLoadNow()
+	defer d.offer()()
 
 	// 1. Convergence, then one measured window.
-	if !sleep(ctx, cfg.Warm) {
-		return nil, ctx.Err()
+	w, err := d.window(ctx)
+	if err != nil {
+		return nil, err
 	}
-	// The window is the time between the two readings of deersim's
-	// counts, by its clock; Redis calls are read outside it, which counts
-	// a few calls more.
-	calls0 := d.redisCalls()
-	s0 := d.simStats()
-	if !sleep(ctx, cfg.Measure) {
-		return nil, ctx.Err()
-	}
-	s1 := d.simStats()
-	calls1 := d.redisCalls()
-	ok, thr := s1.status(200)-s0.status(200), s1.status(429)-s0.status(429)
-	res.Accepted, res.Throttled = per(s0, s1, 200), per(s0, s1, 429)
-	res.RoundTripsPerCall = float64(calls1-calls0) / float64(max(1, ok+thr))
+	res.Accepted, res.Throttled = per(w.from, w.to, 200), per(w.from, w.to, 429)
+	res.RoundTripsPerCall = w.roundTrips(200, 429)
 	d.logf("accepted upstream %.1f req/s, 429 %.1f req/s, %.3f redis calls per upstream call", res.Accepted, res.Throttled, res.RoundTripsPerCall)
 
 	// 2. SIGKILL node 3.
@@ -186,8 +172,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	d.kill("node3")
 	killed := time.Now()
 	res.NoticedKill = d.waitUntil(ctx, 10*time.Second, func() bool {
-		h := d.health(0)
-		return h.Cluster.NodesAlive == 2
+		h, ok := d.health(0)
+		return ok && h.Cluster.NodesAlive == 2
 	}, killed)
 	if !sleep(ctx, 2*time.Second) {
 		return nil, ctx.Err()
@@ -204,8 +190,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	d.kill("redis")
 	down := time.Now()
 	res.NoticedOutage = d.waitUntil(ctx, 10*time.Second, func() bool {
-		h := d.health(0)
-		return h.Status != "healthy" && !h.Cluster.RedisUp
+		h, ok := d.health(0)
+		return ok && h.Status != "healthy" && !h.Cluster.RedisUp
 	}, down)
 	s4 := d.simStats()
 	if !sleep(ctx, cfg.Outage) {
@@ -261,13 +247,13 @@ func (d *drill) breakers(ctx context.Context, res *Result) error {
 			return fmt.Errorf("breaker phase: node 1's breaker did not open (log: %s)", d.logPath("node1"))
 		}
 		d.chat(0)
-		if d.breakerState(0) == breakerOpen {
+		if d.breakerState(0) == "open" {
 			opened = time.Now()
 			break
 		}
 	}
 	res.BreakerSeen = d.waitUntil(ctx, 5*time.Second, func() bool {
-		return d.breakerState(1) == breakerOpen && d.breakerState(2) == breakerOpen
+		return d.breakerState(1) == "open" && d.breakerState(2) == "open"
 	}, opened)
 	if err := d.simControl(`{"error_rate": 0}`); err != nil {
 		return err
@@ -287,7 +273,7 @@ func (d *drill) breakers(ctx context.Context, res *Result) error {
 		}()
 	}
 	res.BreakerClosed = d.waitUntil(ctx, 5*time.Second, func() bool {
-		return d.breakerState(0) == breakerClosed && d.breakerState(1) == breakerClosed && d.breakerState(2) == breakerClosed
+		return d.breakerState(0) == "closed" && d.breakerState(1) == "closed" && d.breakerState(2) == "closed"
 	}, probe)
 	// Counted as soon as all are closed: the two refused calls are retried
 	// after their backoff, by when the breaker is closed and they go.
@@ -296,31 +282,6 @@ func (d *drill) breakers(ctx context.Context, res *Result) error {
 	d.logf("breaker: opened on node 1, open on nodes 2 and 3 after %s; %d of 3 calls into half_open reached the upstream; closed everywhere after %s",
 		res.BreakerSeen.Round(time.Millisecond), res.Probes, res.BreakerClosed.Round(time.Millisecond))
 	return nil
-}
-
-// Breaker states as deer_breaker_state exports them.
-const (
-	breakerClosed = 0
-	breakerOpen   = 2
-)
-
-// breakerState is deer_breaker_state of node i's breaker of deersim (-1:
-// unknown).
-func (d *drill) breakerState(i int) int {
-	resp, err := d.client.Get(d.url(2+i) + "/metrics/prometheus")
-	if err != nil {
-		return -1
-	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, `deer_breaker_state{upstream="sim"`) {
-			f := strings.Fields(line)
-			v, _ := strconv.Atoi(f[len(f)-1])
-			return v
-		}
-	}
-	return -1
 }
 
 // chat sends one chat to node i and waits for its answer, whatever it is.
@@ -348,6 +309,50 @@ func (d *drill) simControl(knobs string) error {
 
 // answerWithin is how long the drill's client waits for an answer.
 const answerWithin = 30 * time.Second
+
+// offer starts the open-loop load on the three nodes; the returned func
+// stops it.
+func (d *drill) offer() (stop func()) {
+	for i := range 3 {
+		d.loadWG.Add(1)
+		go d.load(i)
+	}
+	return d.stopLoadNow
+}
+
+// window is one measured window: deersim's counts at its two ends, and the
+// Redis round trips of the nodes' limiters meanwhile.
+type window struct {
+	from, to simStats
+	calls    int64
+}
+
+// window lets the load converge for cfg.Warm, then measures cfg.Measure.
+// Its length is the time between the two readings of deersim's counts, by
+// deersim's clock; Redis calls are read just outside it, which counts a few
+// calls more.
+func (d *drill) window(ctx context.Context) (window, error) {
+	if !sleep(ctx, d.cfg.Warm) {
+		return window{}, ctx.Err()
+	}
+	calls := d.redisCalls()
+	w := window{from: d.simStats()}
+	if !sleep(ctx, d.cfg.Measure) {
+		return window{}, ctx.Err()
+	}
+	w.to = d.simStats()
+	w.calls = d.redisCalls() - calls
+	return w, nil
+}
+
+// roundTrips is Redis round trips per upstream answer of the codes given.
+func (w window) roundTrips(codes ...int) float64 {
+	var n int64
+	for _, c := range codes {
+		n += w.to.status(c) - w.from.status(c)
+	}
+	return float64(w.calls) / float64(max(1, n))
+}
 
 // up starts Redis, deersim and the three nodes, and waits for them to
 // answer. The caller stops them (stopAll), also on error.
@@ -404,26 +409,12 @@ func RoundTrips(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	defer d.stopAll()
 	d.logf("3 nodes, deersim without a capacity, offering %.0f req/s to each node, shared rate %.0f req/s", cfg.Rate, cfg.MaxRate)
-	for i := range 3 {
-		d.loadWG.Add(1)
-		go d.load(i)
+	defer d.offer()()
+	w, err := d.window(ctx)
+	if err != nil {
+		return nil, err
 	}
-	defer d.stopLoadNow()
-	if !sleep(ctx, cfg.Warm) {
-		return nil, ctx.Err()
-	}
-	// The window is the time between the two readings of deersim's
-	// counts, by its clock; Redis calls are read outside it, which counts
-	// a few calls more.
-	calls0 := d.redisCalls()
-	s0 := d.simStats()
-	if !sleep(ctx, cfg.Measure) {
-		return nil, ctx.Err()
-	}
-	s1 := d.simStats()
-	calls1 := d.redisCalls()
-	ok := s1.status(200) - s0.status(200)
-	res := &Result{Accepted: per(s0, s1, 200), RoundTripsPerCall: float64(calls1-calls0) / float64(max(1, ok))}
+	res := &Result{Accepted: per(w.from, w.to, 200), RoundTripsPerCall: w.roundTrips(200)}
 	perNode := res.Accepted / 3
 	d.logf("upstream %.1f req/s (%.1f per node), %.4f redis calls per upstream call", res.Accepted, perNode, res.RoundTripsPerCall)
 	for i := range 3 {
@@ -556,50 +547,63 @@ type health struct {
 	} `json:"cluster"`
 }
 
-func (d *drill) health(node int) health {
+// health reads node's /health; false when it did not answer (which says
+// nothing of Redis or the members).
+func (d *drill) health(node int) (health, bool) {
 	var h health
-	_ = d.getJSON(d.url(2+node)+"/health", &h)
-	return h
+	return h, d.getJSON(d.url(2+node)+"/health", &h) == nil
+}
+
+// nodeMetrics is what the drill reads of a node's GET /metrics.
+type nodeMetrics struct {
+	Cluster struct {
+		RedisUp    bool `json:"redis_up"`
+		NodesAlive int  `json:"nodes_alive"`
+		Limiters   map[string]struct {
+			Fallback   bool  `json:"fallback"`
+			RedisCalls int64 `json:"redis_calls"`
+		} `json:"limiters"`
+	} `json:"cluster"`
+	AdvancedOptimizations struct {
+		ErrorRecovery struct {
+			State string `json:"circuit_breaker_state"` // deersim's one endpoint
+		} `json:"error_recovery"`
+	} `json:"advanced_optimizations"`
+}
+
+// metrics reads node i's /metrics; false when it did not answer.
+func (d *drill) metrics(i int) (nodeMetrics, bool) {
+	var m nodeMetrics
+	return m, d.getJSON(d.url(2+i)+"/metrics", &m) == nil
+}
+
+// breakerState is node i's breaker of deersim: closed, open, half_open, or
+// "" when the node did not answer.
+func (d *drill) breakerState(i int) string {
+	m, _ := d.metrics(i)
+	return m.AdvancedOptimizations.ErrorRecovery.State
 }
 
 // rejoined reports whether node i sees Redis, both survivors, and leases
 // from the shared budget (its limiter is out of its fallback).
 func (d *drill) rejoined(i int) bool {
-	var m struct {
-		Cluster struct {
-			RedisUp    bool `json:"redis_up"`
-			NodesAlive int  `json:"nodes_alive"`
-			Limiters   map[string]struct {
-				Fallback bool `json:"fallback"`
-			} `json:"limiters"`
-		} `json:"cluster"`
-	}
-	if d.getJSON(d.url(2+i)+"/metrics", &m) != nil || !m.Cluster.RedisUp || m.Cluster.NodesAlive != 2 {
+	m, ok := d.metrics(i)
+	if !ok || !m.Cluster.RedisUp || m.Cluster.NodesAlive != 2 {
 		return false
 	}
 	l, ok := m.Cluster.Limiters["sim"]
 	return ok && !l.Fallback
 }
 
-// redisCalls sums deer_ratelimit_redis_calls_total over the live nodes.
+// redisCalls sums the limiters' lease round trips over the live nodes.
 func (d *drill) redisCalls() int64 {
 	var total int64
 	for i := range 3 {
 		if d.deadNodes[i].Load() {
 			continue
 		}
-		resp, err := d.client.Get(d.url(2+i) + "/metrics/prometheus")
-		if err != nil {
-			continue
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		for _, line := range strings.Split(string(b), "\n") {
-			if strings.HasPrefix(line, "deer_ratelimit_redis_calls_total") {
-				f := strings.Fields(line)
-				v, _ := strconv.ParseFloat(f[len(f)-1], 64)
-				total += int64(v)
-			}
+		if m, ok := d.metrics(i); ok {
+			total += m.Cluster.Limiters["sim"].RedisCalls
 		}
 	}
 	return total
