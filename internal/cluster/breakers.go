@@ -237,15 +237,19 @@ func (b *Breakers) Current(upstream, endpoint string) (BreakerChange, bool, erro
 	return c, c.State == BreakerOpen, nil
 }
 
-// BreakerCounts are the shared breakers' counters, for /metrics.
+// BreakerCounts are the shared breakers' state and counters, for /metrics.
 type BreakerCounts struct {
-	Published uint64 `json:"published"`
-	Received  uint64 `json:"received"`
-	Failed    uint64 `json:"publish_failures"`
-	Dropped   uint64 `json:"dropped"`
+	Subscribed bool   `json:"subscribed"` // Redis confirmed the subscription (not cleared by a lost connection: see redis_up)
+	Published  uint64 `json:"published"`
+	Received   uint64 `json:"received"`
+	Failed     uint64 `json:"publish_failures"`
+	Dropped    uint64 `json:"dropped"`
 }
 
 // Counts returns the counters.
 func (b *Breakers) Counts() BreakerCounts {
-	return BreakerCounts{b.published.Load(), b.received.Load(), b.failed.Load(), b.dropped.Load()}
+	return BreakerCounts{
+		Subscribed: b.subscribed.Load(), Published: b.published.Load(), Received: b.received.Load(),
+		Failed: b.failed.Load(), Dropped: b.dropped.Load(),
+	}
 }
