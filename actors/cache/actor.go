@@ -377,13 +377,13 @@ func (a *Actor) openRedis(available *metrics.Gauge) {
 		return
 	}
 	rs := newRedisStore(a.d.Redis, a.set.size, a.set.policy, a.d.Clock.Now)
-	a.store, a.openErr, a.l3Dir = rs, nil, a.set.l3Path
+	a.store, a.openErr, a.l3Dir = rs, nil, "" // no file is open
 	err := rs.refresh()
 	a.noteIO(err)
 	if err == nil {
 		available.Set(1)
 	}
-	a.log.Info().Int("entries", rs.entries).Str("unused_l3_path", a.l3Dir).
+	a.log.Info().Int("entries", rs.entries).Str("unused_l3_path", a.set.l3Path).
 		Msg("l3 store open in the cluster's redis (cache.l3_backend = \"redis\"): shared by every node; cache.l3_path is unused")
 }
 
