@@ -29,6 +29,12 @@ func (noopTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 }
 
 func benchRuntime(b *testing.B) *deer.Runtime {
+	return noopRuntime(b, unlimited)
+}
+
+// noopRuntime is a runtime of one upstream, "noop", answered by
+// noopTransport, with room for many callers; mut adjusts its configuration.
+func noopRuntime(b *testing.B, mut func(*conf.Config)) *deer.Runtime {
 	cfg := conf.Default()
 	cfg.Cache.L3Path = b.TempDir()
 	cfg.Monitoring.DetailedLogging = false
@@ -36,7 +42,7 @@ func benchRuntime(b *testing.B) *deer.Runtime {
 	cfg.ConnectionPool.InitialConnections = 0
 	cfg.ParallelExecution.MaxWorkers = 64
 	cfg.ParallelExecution.QueueSize = 100000
-	unlimited(cfg)
+	mut(cfg)
 	cfg.Upstreams = map[string]conf.Upstream{"noop": {BaseURL: "http://noop.invalid", Cache: "auto", Timeout: 60}}
 	return start(b, cfg, deer.WithRoundTripper(noopTransport{}))
 }
@@ -125,21 +131,14 @@ func BenchmarkClusterAB(b *testing.B) {
 	srv := redistest.Start(b)
 	for _, mode := range []string{"single", "cluster"} {
 		runtime := func(b *testing.B) *deer.Runtime {
-			cfg := conf.Default()
-			cfg.Cache.L3Path = b.TempDir()
-			cfg.Monitoring.DetailedLogging = false
-			cfg.ConnectionPool.MaxConnections = 1000
-			cfg.ConnectionPool.InitialConnections = 0
-			cfg.ParallelExecution.MaxWorkers = 64
-			cfg.ParallelExecution.QueueSize = 100000
-			// The limiter on, far above what the machine reaches, so that
-			// neither mode is held by the rate.
-			cfg.RateLimit.InitialRate, cfg.RateLimit.MaxRate, cfg.RateLimit.BurstAllowance = 1e6, 1e6, 1e6
-			if mode == "cluster" {
-				cfg.Cluster.RedisURL = srv.URL()
-			}
-			cfg.Upstreams = map[string]conf.Upstream{"noop": {BaseURL: "http://noop.invalid", Cache: "auto", Timeout: 60}}
-			return start(b, cfg, deer.WithRoundTripper(noopTransport{}))
+			return noopRuntime(b, func(cfg *conf.Config) {
+				// The limiter on, far above what the machine reaches, so
+				// that neither mode is held by the rate.
+				cfg.RateLimit.InitialRate, cfg.RateLimit.MaxRate, cfg.RateLimit.BurstAllowance = 1e6, 1e6, 1e6
+				if mode == "cluster" {
+					cfg.Cluster.RedisURL = srv.URL()
+				}
+			})
 		}
 		b.Run(mode+"/sequential", func(b *testing.B) {
 			rt := runtime(b)
