@@ -18,6 +18,7 @@ import (
 
 	"github.com/deer-runtime/deer"
 	"github.com/deer-runtime/deer/conf"
+	"github.com/deer-runtime/deer/internal/actortest"
 	"github.com/deer-runtime/deer/internal/clock"
 	"github.com/deer-runtime/deer/internal/sim"
 	"github.com/deer-runtime/deer/messages"
@@ -86,7 +87,7 @@ func cacheStats(rt *deer.Runtime) deer.CacheStats {
 // hit a tier waits for the write to land.
 func waitEntries(t testing.TB, rt *deer.Runtime, l1, l2, l3 int) {
 	t.Helper()
-	waitFor(t, fmt.Sprintf("cache entries l1=%d l2=%d l3=%d", l1, l2, l3), func() bool {
+	actortest.Eventually(t, fmt.Sprintf("cache entries l1=%d l2=%d l3=%d", l1, l2, l3), func() bool {
 		cs := cacheStats(rt)
 		return (l1 < 0 || cs.L1Entries == l1) && (l2 < 0 || cs.L2Entries == l2) && (l3 < 0 || cs.L3Entries == l3)
 	})
@@ -198,12 +199,12 @@ func TestTiersDemoteAndPromote(t *testing.T) {
 	if res := mustSubmit(t, rt, chatTask("0", "A")); res.Cache != messages.CacheHitL2 {
 		t.Fatalf("A after B: cache %q, want hit-l2", res.Cache)
 	}
-	waitFor(t, "A promoted into L1", func() bool {
+	actortest.Eventually(t, "A promoted into L1", func() bool {
 		return mustSubmit(t, rt, chatTask("0", "A")).Cache == messages.CacheHitL1
 	})
 	before := cacheStats(rt).Demotions
 	mustSubmit(t, rt, chatTask("0", "C")) // A to L2; B, from L2, out of memory
-	waitFor(t, "A demoted to L2 and B out of L2", func() bool {
+	actortest.Eventually(t, "A demoted to L2 and B out of L2", func() bool {
 		cs := cacheStats(rt)
 		return cs.L3Entries == 3 && cs.Demotions >= before+2
 	})
@@ -374,11 +375,11 @@ func TestIdenticalCallsInFlightShareOneUpstreamCall(t *testing.T) {
 	for range n {
 		go func() { results <- mustSubmit(t, rt, embedTask("same")) }()
 	}
-	waitFor(t, "all tasks in flight", func() bool { return inFlight(rt) == n })
+	actortest.Eventually(t, "all tasks in flight", func() bool { return inFlight(rt) == n })
 	close(u.release)
 	ids, labels := map[string]bool{}, map[string]int{}
 	for range n {
-		res := <-results
+		res := actortest.Await(t, "a coalesced task's answer", results)
 		ids[res.ID] = true
 		labels[res.Cache]++
 		if string(res.Body) != `{"answer":200}` {
@@ -414,10 +415,10 @@ func TestCoalescedFollowersShareTheLeadersFailure(t *testing.T) {
 			results <- res
 		}()
 	}
-	waitFor(t, "all tasks in flight", func() bool { return inFlight(rt) == 5 })
+	actortest.Eventually(t, "all tasks in flight", func() bool { return inFlight(rt) == 5 })
 	close(u.release)
 	for range 5 {
-		res := <-results
+		res := actortest.Await(t, "a task's answer", results)
 		if res.Status != messages.TaskFailed || res.Err == nil || res.Err.Code != messages.CodeUpstream || res.UpstreamStatus != 503 {
 			t.Errorf("task %s: %s %d %+v", res.ID, res.Status, res.UpstreamStatus, res.Err)
 		}
@@ -433,21 +434,21 @@ func TestFollowerCancellationLeavesTheLeader(t *testing.T) {
 	rt := start(t, cacheConfig(t, u.url))
 
 	leader := goSubmit(t, rt, embedTask("shared"))
-	waitFor(t, "the leader's call", func() bool { return u.calls.Load() == 1 })
+	actortest.Eventually(t, "the leader's call", func() bool { return u.calls.Load() == 1 })
 	ctx, cancel := context.WithCancel(context.Background())
 	follower := make(chan error, 1)
 	go func() {
 		_, err := rt.Submit(ctx, embedTask("shared"))
 		follower <- err
 	}()
-	waitFor(t, "the follower in flight", func() bool { return inFlight(rt) == 2 })
+	actortest.Eventually(t, "the follower in flight", func() bool { return inFlight(rt) == 2 })
 	cancel()
-	if err := <-follower; err == nil {
+	if err := actortest.Await(t, "the cancelled follower to return", follower); err == nil {
 		t.Error("the cancelled follower got an answer")
 	}
-	waitFor(t, "the follower gone", func() bool { return inFlight(rt) == 1 })
+	actortest.Eventually(t, "the follower gone", func() bool { return inFlight(rt) == 1 })
 	close(u.release)
-	if res := <-leader; res.Status != messages.TaskSucceeded || res.Cache != messages.CacheMiss {
+	if res := actortest.Await(t, "the leader's answer", leader); res.Status != messages.TaskSucceeded || res.Cache != messages.CacheMiss {
 		t.Errorf("leader: %s %q %+v", res.Status, res.Cache, res.Err)
 	}
 	if u.calls.Load() != 1 || u.cancelled.Load() != 0 {
@@ -568,7 +569,7 @@ func TestFullBatchQueueIsRefused(t *testing.T) {
 	}
 	codes := map[string]int{}
 	for range 3 {
-		res := <-results
+		res := actortest.Await(t, "a task's answer", results)
 		if res.Err != nil {
 			codes[res.Err.Code]++
 		} else {
@@ -629,13 +630,13 @@ func TestCrashOfACacheTierOrBatcherLosesNoTask(t *testing.T) {
 				}()
 			}
 			for range n {
-				if res := <-results; res.Status != messages.TaskSucceeded {
+				if res := actortest.Await(t, "a task's answer", results); res.Status != messages.TaskSucceeded {
 					t.Errorf("task %s: %+v", res.ID, res.Err)
 				}
 			}
 			// A store into L1 may come after the tasks' answers.
-			waitFor(t, tc.actor+" crashed", func() bool { return crashed.Load() == 1 })
-			waitFor(t, tc.actor+" restarted", func() bool {
+			actortest.Eventually(t, tc.actor+" crashed", func() bool { return crashed.Load() == 1 })
+			actortest.Eventually(t, tc.actor+" restarted", func() bool {
 				return rt.Metrics(context.Background()).Actors.Restarts[tc.actor] == 1
 			})
 			if f := inFlight(rt); f != 0 {

@@ -140,8 +140,8 @@ func TestClusterIdempotencyKeyRepeatOnAnotherNodeGetsTheFirstResult(t *testing.T
 func TestClusterIdempotencyKeyRepeatWaitsForTheFirstRunningElsewhere(t *testing.T) {
 	srv := redistest.Start(t)
 	u := newUpstream(t)
-	gate := u.hold()
 	a, b := clusterPair(t, srv, u.srv.URL)
+	gate := u.hold(t)
 	ctx := context.Background()
 	task := func() *messages.Task {
 		return &messages.Task{Upstream: "sim", Method: "POST", Path: "/v1/echo", Body: []byte(`{"x":1}`),
@@ -165,7 +165,7 @@ func TestClusterIdempotencyKeyRepeatWaitsForTheFirstRunningElsewhere(t *testing.
 		return metricValue(b, "deer_cluster_task_repeats_waiting") == 1
 	})
 	close(gate)
-	first, again := <-onA, <-onB
+	first, again := actortest.Await(t, "the first task's answer", onA), actortest.Await(t, "the repeat's answer", onB)
 	if first == nil || again == nil || first.Status != messages.TaskSucceeded {
 		t.Fatalf("first %+v, repeat %+v", first, again)
 	}
@@ -180,9 +180,9 @@ func TestClusterIdempotencyKeyRepeatWaitsForTheFirstRunningElsewhere(t *testing.
 func TestClusterCancelReachesTheNodeRunningTheTask(t *testing.T) {
 	srv := redistest.Start(t)
 	u := newUpstream(t)
-	gate := u.hold()
-	defer close(gate)
 	a, b := clusterPair(t, srv, u.srv.URL)
+	gate := u.hold(t)
+	defer close(gate)
 	ctx := context.Background()
 
 	id, res, err := a.SubmitAsync(ctx, &messages.Task{Upstream: "sim", Method: "POST", Path: "/v1/echo",

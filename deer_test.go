@@ -18,6 +18,7 @@ import (
 
 	"github.com/deer-runtime/deer"
 	"github.com/deer-runtime/deer/conf"
+	"github.com/deer-runtime/deer/internal/actortest"
 	"github.com/deer-runtime/deer/internal/clock"
 	"github.com/deer-runtime/deer/internal/leaktest"
 	"github.com/deer-runtime/deer/messages"
@@ -27,10 +28,6 @@ import (
 func TestMain(m *testing.M) {
 	leaktest.VerifyTestMain(m)
 }
-
-// waitLimit bounds every wait on the actors; nothing here takes more than
-// a fraction of it when things work.
-const waitLimit = 10 * time.Second
 
 var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
@@ -59,18 +56,6 @@ func start(t testing.TB, cfg *conf.Config, opts ...deer.Option) *deer.Runtime {
 		}
 	})
 	return rt
-}
-
-// waitFor polls cond until it holds or waitLimit passes.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(waitLimit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
 }
 
 func entry(t testing.TB, rt *deer.Runtime, name string) supervisor.Entry {
@@ -202,7 +187,7 @@ func testPolicy(maxRestarts int) supervisor.Policy {
 // the clock past its backoff so that it fires.
 func advanceToRestart(t testing.TB, clk *clock.Fake) {
 	t.Helper()
-	waitFor(t, "a restart to be scheduled", func() bool {
+	actortest.Eventually(t, "a restart to be scheduled", func() bool {
 		for _, d := range clk.Pending() {
 			if d <= backoff {
 				return true
@@ -251,7 +236,7 @@ func TestCrashedActorIsRestartedAfterBackoff(t *testing.T) {
 
 	// The restart waits on the fake clock: until it moves, the actor is
 	// restarting, and /health says so.
-	waitFor(t, "crasher to be restarting", func() bool { return entry(t, rt, "crasher").State == supervisor.Restarting })
+	actortest.Eventually(t, "crasher to be restarting", func() bool { return entry(t, rt, "crasher").State == supervisor.Restarting })
 	h := rt.Health(ctx)
 	if got := h.Actors["crasher"]; got.State != "restarting" || got.Restarts != 1 || !strings.Contains(got.Detail, "boom") {
 		t.Errorf("health of crasher while restarting = %+v", got)
@@ -264,9 +249,9 @@ func TestCrashedActorIsRestartedAfterBackoff(t *testing.T) {
 	}
 
 	advanceToRestart(t, clk)
-	waitFor(t, "crasher to run again", func() bool { return entry(t, rt, "crasher").State == supervisor.Running })
+	actortest.Eventually(t, "crasher to run again", func() bool { return entry(t, rt, "crasher").State == supervisor.Running })
 	// The message it crashed on is delivered again to the new incarnation.
-	waitFor(t, "the crash message to be redelivered", func() bool { return p.deliveries.Load() == 2 })
+	actortest.Eventually(t, "the crash message to be redelivered", func() bool { return p.deliveries.Load() == 2 })
 	if err := ping(rt, "crasher"); err != nil {
 		t.Fatalf("crasher after restart: %v", err)
 	}
@@ -316,7 +301,7 @@ func TestRestartIntensityEscalatesToTheGroup(t *testing.T) {
 	for i := 0; i < maxRestarts; i++ {
 		advanceToRestart(t, clk)
 	}
-	waitFor(t, "the group to be restarting", func() bool {
+	actortest.Eventually(t, "the group to be restarting", func() bool {
 		return entry(t, rt, "observability").State == supervisor.Restarting
 	})
 	if e := entry(t, rt, "observability"); e.Restarts != 1 || !strings.Contains(e.LastFailure, "crasher failed") {
@@ -344,11 +329,11 @@ func TestRestartIntensityEscalatesToTheGroup(t *testing.T) {
 	starts := p.starts.Load()
 	advanceToRestart(t, clk)
 	for _, name := range []string{"observability", "metrics", "crasher"} {
-		waitFor(t, name+" to run again", func() bool { return entry(t, rt, name).State == supervisor.Running })
+		actortest.Eventually(t, name+" to run again", func() bool { return entry(t, rt, name).State == supervisor.Running })
 	}
 	// The group spawned its children afresh: a new crasher started, and the
 	// metrics actor is registered and answers.
-	waitFor(t, "a new crasher incarnation", func() bool { return p.starts.Load() == starts+1 })
+	actortest.Eventually(t, "a new crasher incarnation", func() bool { return p.starts.Load() == starts+1 })
 	for _, name := range []string{"metrics", "crasher", "observability"} {
 		if err := ping(rt, name); err != nil {
 			t.Errorf("%s after the group restart: %v", name, err)
@@ -357,7 +342,7 @@ func TestRestartIntensityEscalatesToTheGroup(t *testing.T) {
 	if _, err := rt.History(ctx); err != nil {
 		t.Errorf("metrics history after the group restart: %v", err)
 	}
-	waitFor(t, "health to be healthy again", func() bool { return rt.Health(ctx).Status == "healthy" })
+	actortest.Eventually(t, "health to be healthy again", func() bool { return rt.Health(ctx).Status == "healthy" })
 	h := rt.Health(ctx)
 	if got := h.Actors["observability"].Restarts; got != 1 {
 		t.Errorf("health: observability restarts = %d, want 1", got)
@@ -479,7 +464,7 @@ func TestUpdateConfigResizesWorkers(t *testing.T) {
 		if got := rt.Metrics(ctx).AdvancedOptimizations.ParallelExecutor.Workers; got != n {
 			t.Errorf("workers after max_workers %d = %d", n, got)
 		}
-		waitFor(t, fmt.Sprintf("%d workers in the registry", n), func() bool { return workers() == n })
+		actortest.Eventually(t, fmt.Sprintf("%d workers in the registry", n), func() bool { return workers() == n })
 	}
 }
 

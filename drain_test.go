@@ -221,7 +221,7 @@ func TestStopAndATaskWaitingToRetry(t *testing.T) {
 		}()
 		waitTimer(t, th.clk, 7*time.Second)
 		cancel()
-		<-done
+		actortest.Await(t, "the cancelled call to return", done)
 		stoppedNow(t, th.stop(t))
 	})
 }
@@ -248,7 +248,7 @@ func TestStopDoesNotWaitForACombinedCallWhoseCallersLeft(t *testing.T) {
 	}
 	actortest.Eventually(t, "the combined call to wait for a token", func() bool { return th.limiter().Waiting == 1 })
 	cancel()
-	<-done
-	<-done
+	actortest.Await(t, "the first cancelled call to return", done)
+	actortest.Await(t, "the second cancelled call to return", done)
 	stoppedNow(t, th.stop(t))
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/deer-runtime/deer"
+	"github.com/deer-runtime/deer/internal/actortest"
 	"github.com/deer-runtime/deer/internal/clock"
 	"github.com/deer-runtime/deer/internal/sim"
 	"github.com/deer-runtime/deer/messages"
@@ -46,7 +47,7 @@ func submitAll(t *testing.T, rt *deer.Runtime, tasks []*messages.Task) <-chan *m
 	results := make(chan *messages.TaskResult, len(tasks))
 	for _, task := range tasks {
 		go func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 2*waitLimit)
+			ctx, cancel := context.WithTimeout(context.Background(), 2*actortest.Wait)
 			defer cancel()
 			res, err := rt.Submit(ctx, task)
 			if err != nil {
@@ -64,7 +65,7 @@ func submitAll(t *testing.T, rt *deer.Runtime, tasks []*messages.Task) <-chan *m
 // error code.
 func collect(t *testing.T, results <-chan *messages.TaskResult, n int, into map[string]int) {
 	t.Helper()
-	timeout := time.After(2 * waitLimit)
+	timeout := time.After(2 * actortest.Wait)
 	for range n {
 		select {
 		case res := <-results:
@@ -112,7 +113,7 @@ func fired(rt *deer.Runtime, id string) int {
 func restartingMatch(t *testing.T, rt *deer.Runtime, pattern string) string {
 	t.Helper()
 	var name string
-	waitFor(t, pattern+" to be restarting", func() bool {
+	actortest.Eventually(t, pattern+" to be restarting", func() bool {
 		for _, e := range rt.Registry().Entries() {
 			if e.State == supervisor.Restarting && (e.Name == pattern || strings.HasSuffix(pattern, "*") && strings.HasPrefix(e.Name, strings.TrimSuffix(pattern, "*"))) {
 				name = e.Name
@@ -130,7 +131,7 @@ func restartingMatch(t *testing.T, rt *deer.Runtime, pattern string) string {
 // watchdog) are left alone.
 func driveUntil(t *testing.T, clk *clock.Fake, what string, cond func() bool) {
 	t.Helper()
-	waitFor(t, what, func() bool {
+	actortest.Eventually(t, what, func() bool {
 		if cond() {
 			return true
 		}
@@ -198,7 +199,7 @@ func TestFaultsInEveryActorKindLoseNoTask(t *testing.T) {
 				}
 				tasks := faultTasks()
 				results := submitAll(t, rt, tasks)
-				waitFor(t, "the fault to fire", func() bool {
+				actortest.Eventually(t, "the fault to fire", func() bool {
 					if f.Message == "" {
 						rt.Health(ctx) // a StatusQuery to every actor
 					}
@@ -218,7 +219,7 @@ func TestFaultsInEveryActorKindLoseNoTask(t *testing.T) {
 				case kind == "drop" && target.stall > 0:
 					// Everything else is answered; the clock has not moved.
 					collect(t, results, len(tasks)-1, got)
-					waitFor(t, "the stalled task's timer", func() bool {
+					actortest.Eventually(t, "the stalled task's timer", func() bool {
 						return slices.ContainsFunc(clk.Pending(), func(d time.Duration) bool { return d <= target.stall })
 					})
 					clk.Advance(target.stall)
@@ -231,7 +232,7 @@ func TestFaultsInEveryActorKindLoseNoTask(t *testing.T) {
 				if !equalCounts(got, want) {
 					t.Errorf("outcomes %v, want %v", got, want)
 				}
-				waitFor(t, "no task in flight", func() bool { return inFlight(rt) == 0 })
+				actortest.Eventually(t, "no task in flight", func() bool { return inFlight(rt) == 0 })
 				if n := tasksAnswered(rt); n != float64(len(tasks)) {
 					t.Errorf("the router answered %v times for %d tasks", n, len(tasks))
 				}
@@ -244,7 +245,7 @@ func TestFaultsInEveryActorKindLoseNoTask(t *testing.T) {
 					if rep.Restarts[crashed] != 1 {
 						t.Errorf("restarts %v, want 1 for %s", rep.Restarts, crashed)
 					}
-					waitFor(t, "/health to be healthy", func() bool { return rt.Health(ctx).Status == "healthy" })
+					actortest.Eventually(t, "/health to be healthy", func() bool { return rt.Health(ctx).Status == "healthy" })
 				} else if len(rep.Restarts) != 0 {
 					t.Errorf("a %s fault restarted %v", kind, rep.Restarts)
 				}
@@ -324,7 +325,7 @@ func TestFaultOverRestartIntensityEscalatesAndTheGroupComesBack(t *testing.T) {
 	if r := rt.Faults().Restarts["cache"]; r != 1 {
 		t.Errorf("cache group restarts = %d, want 1", r)
 	}
-	waitFor(t, "/health to be healthy", func() bool { return rt.Health(ctx).Status == "healthy" })
+	actortest.Eventually(t, "/health to be healthy", func() bool { return rt.Health(ctx).Status == "healthy" })
 	// The respawned tiers serve: the answer stored above is found again.
 	if res := mustSubmit(t, rt, chatTask("0", "escalate")); !strings.HasPrefix(res.Cache, "hit") {
 		t.Errorf("repeat after the group restart: cache %q, want a hit", res.Cache)

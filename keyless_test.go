@@ -63,7 +63,7 @@ func TestUpstreamWithoutItsKeyIsNeitherWarmedNorCalled(t *testing.T) {
 	var logs actortest.SyncBuffer
 	rt := start(t, cfg, deer.WithLogger(zerolog.New(&logs), nil))
 
-	waitFor(t, "the keyed upstream's 2 warm connections", func() bool { return keyedDials.Load() == 2 })
+	actortest.Eventually(t, "the keyed upstream's 2 warm connections", func() bool { return keyedDials.Load() == 2 })
 	for _, name := range []string{"a-unset", "b-empty"} {
 		for range 3 {
 			res, err := rt.Submit(context.Background(), &messages.Task{Upstream: name, Method: "POST", Path: "/v1/chat/completions",

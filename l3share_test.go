@@ -78,7 +78,7 @@ func TestSecondRuntimeOnAHeldL3PathServesWithoutL3(t *testing.T) {
 	stopFirst()
 	stopFirst = func() {}
 	clk.Advance(conf.Seconds(second.Config().Cache.CleanupInterval))
-	waitFor(t, "cache/l3 to open after the first runtime let go", func() bool {
+	actortest.Eventually(t, "cache/l3 to open after the first runtime let go", func() bool {
 		return second.Health(context.Background()).Actors["cache/l3"].State == "healthy"
 	})
 	mustSubmit(t, second, chatTask("0", "world"))

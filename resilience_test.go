@@ -11,6 +11,7 @@ import (
 
 	"github.com/deer-runtime/deer"
 	"github.com/deer-runtime/deer/conf"
+	"github.com/deer-runtime/deer/internal/actortest"
 	"github.com/deer-runtime/deer/internal/clock"
 	"github.com/deer-runtime/deer/internal/sim"
 	"github.com/deer-runtime/deer/messages"
@@ -154,11 +155,11 @@ func TestRetryAfterPausesTheUpstream(t *testing.T) {
 	rt := start(t, cfg)
 
 	first := goSubmit(t, rt, getTask())
-	waitFor(t, "the first attempt", func() bool { return u.calls() == 1 })
+	actortest.Eventually(t, "the first attempt", func() bool { return u.calls() == 1 })
 	u.set(http.StatusOK, nil)
 	// Calls that started before the 429 came back cannot be held; from the
 	// moment the limiter knows, the whole upstream waits.
-	waitFor(t, "the limiter to pause the upstream", func() bool {
+	actortest.Eventually(t, "the limiter to pause the upstream", func() bool {
 		l := rt.Metrics(context.Background()).AdvancedOptimizations.RateLimiter.Upstreams["up"]
 		return l != nil && l.PausedFor > 0
 	})
@@ -167,7 +168,7 @@ func TestRetryAfterPausesTheUpstream(t *testing.T) {
 	if err != nil || res2.Status != messages.TaskSucceeded {
 		t.Fatalf("second task: %+v %v", res2, err)
 	}
-	res1 := <-first
+	res1 := actortest.Await(t, "the first task's answer", first)
 	if res1.Status != messages.TaskSucceeded || res1.Attempts != 2 {
 		t.Fatalf("first task: %+v (err %+v)", res1, res1.Err)
 	}
@@ -200,7 +201,7 @@ func TestBreakerOpensFailsFastAndProbesOnce(t *testing.T) {
 			t.Fatalf("task %d: %+v %v", i, res, err)
 		}
 	}
-	waitFor(t, "the breaker to open", func() bool {
+	actortest.Eventually(t, "the breaker to open", func() bool {
 		return rt.Metrics(context.Background()).AdvancedOptimizations.ErrorRecovery.CircuitBreakerState == "open"
 	})
 	for i := 0; i < 5; i++ {
@@ -222,7 +223,7 @@ func TestBreakerOpensFailsFastAndProbesOnce(t *testing.T) {
 	u.mu.Unlock()
 	clk.Advance(60 * time.Second)
 	probe := goSubmit(t, rt, getTask())
-	waitFor(t, "the probe to reach the upstream", func() bool { return u.calls() == 4 })
+	actortest.Eventually(t, "the probe to reach the upstream", func() bool { return u.calls() == 4 })
 	for i := 0; i < 3; i++ {
 		res, err := get(rt)
 		if err != nil || res.Err == nil || res.Err.Code != messages.CodeCircuitOpen {
@@ -233,10 +234,10 @@ func TestBreakerOpensFailsFastAndProbesOnce(t *testing.T) {
 		t.Fatalf("upstream saw %d calls during the probe, want exactly the one probe", u.calls())
 	}
 	close(gate)
-	if res := <-probe; res.Status != messages.TaskSucceeded {
+	if res := actortest.Await(t, "the probe's answer", probe); res.Status != messages.TaskSucceeded {
 		t.Fatalf("probe: %+v", res.Err)
 	}
-	waitFor(t, "the breaker to close", func() bool {
+	actortest.Eventually(t, "the breaker to close", func() bool {
 		return rt.Metrics(context.Background()).AdvancedOptimizations.ErrorRecovery.CircuitBreakerState == "closed"
 	})
 	if res, err := get(rt); err != nil || res.Status != messages.TaskSucceeded {
@@ -263,7 +264,7 @@ func TestOpenEndpointSendsCallsToAnotherEndpoint(t *testing.T) {
 			t.Fatalf("call %d to the failing endpoint: %+v %v", i, res, err)
 		}
 	}
-	waitFor(t, "the base_url breaker to open", func() bool {
+	actortest.Eventually(t, "the base_url breaker to open", func() bool {
 		return rt.Metrics(context.Background()).AdvancedOptimizations.ErrorRecovery.CircuitBreakerState == "open"
 	})
 	for i := 0; i < 5; i++ {

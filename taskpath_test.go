@@ -16,6 +16,7 @@ import (
 
 	"github.com/deer-runtime/deer"
 	"github.com/deer-runtime/deer/conf"
+	"github.com/deer-runtime/deer/internal/actortest"
 	"github.com/deer-runtime/deer/internal/clock"
 	"github.com/deer-runtime/deer/messages"
 )
@@ -55,11 +56,23 @@ func newUpstream(t testing.TB) *upstream {
 	return u
 }
 
-func (u *upstream) hold() chan struct{} {
+// hold makes calls wait until the returned gate is closed. A test that
+// ends without closing it (a failed wait) has it opened at cleanup, before
+// the runtime stops: held calls would otherwise keep the runtime's drain and
+// the server's Close waiting.
+func (u *upstream) hold(t testing.TB) chan struct{} {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	u.gate = make(chan struct{})
-	return u.gate
+	gate := make(chan struct{})
+	u.gate = gate
+	t.Cleanup(func() {
+		select {
+		case <-gate:
+		default:
+			close(gate)
+		}
+	})
+	return gate
 }
 
 func (u *upstream) arrivals() []string {
@@ -152,7 +165,7 @@ func TestPriorityOrderUnderSaturation(t *testing.T) {
 	cfg.ParallelExecution.MaxWorkers = 1
 	// A clock that does not move: no aging, so the order is strict priority.
 	rt := start(t, cfg, deer.WithClock(clock.NewFake(t0)))
-	gate := u.hold()
+	gate := u.hold(t)
 
 	submit := func(name string, prio int) <-chan *messages.TaskResult {
 		return goSubmit(t, rt, &messages.Task{Upstream: "up", Method: "GET", Path: "/", Priority: prio,
@@ -160,7 +173,7 @@ func TestPriorityOrderUnderSaturation(t *testing.T) {
 	}
 	var results []<-chan *messages.TaskResult
 	results = append(results, submit("busy", 1))
-	waitFor(t, "the first task to reach the upstream", func() bool { return u.calls.Load() == 1 })
+	actortest.Eventually(t, "the first task to reach the upstream", func() bool { return u.calls.Load() == 1 })
 	// The only worker is busy: these queue. Submit them one at a time so
 	// their arrival order is known.
 	for _, s := range []struct {
@@ -169,13 +182,13 @@ func TestPriorityOrderUnderSaturation(t *testing.T) {
 	}{{"low-1", 2}, {"low-2", 2}, {"normal", 1}, {"high", 0}} {
 		results = append(results, submit(s.name, s.prio))
 		want := len(results) - 1
-		waitFor(t, "the task to queue", func() bool {
+		actortest.Eventually(t, "the task to queue", func() bool {
 			return rt.Metrics(context.Background()).RequestQueue.Size == want
 		})
 	}
 	close(gate)
 	for _, ch := range results {
-		if res := <-ch; res.Status != messages.TaskSucceeded {
+		if res := actortest.Await(t, "a queued task's answer", ch); res.Status != messages.TaskSucceeded {
 			t.Errorf("task failed: %+v", res.Err)
 		}
 	}
@@ -192,7 +205,7 @@ func TestFullQueueIsRefusedWithQueueFull(t *testing.T) {
 	cfg.ParallelExecution.MaxWorkers = 1
 	cfg.ParallelExecution.QueueSize = 2
 	rt := start(t, cfg)
-	gate := u.hold()
+	gate := u.hold(t)
 	defer close(gate)
 	ctx := context.Background()
 	// One running, two queued: the queue is full.
@@ -204,7 +217,7 @@ func TestFullQueueIsRefusedWithQueueFull(t *testing.T) {
 		}
 		ids = append(ids, id)
 		if i == 0 {
-			waitFor(t, "the first task to run", func() bool { return u.calls.Load() == 1 })
+			actortest.Eventually(t, "the first task to run", func() bool { return u.calls.Load() == 1 })
 		}
 	}
 	res, err := rt.Submit(ctx, &messages.Task{Upstream: "up", Method: "GET", Path: "/"})
@@ -233,7 +246,7 @@ func TestTaskTimeoutCancelsTheUpstreamCall(t *testing.T) {
 	cfg := taskConfig(t, u)
 	cfg.ParallelExecution.WorkerTimeout = 0.2
 	rt := start(t, cfg)
-	gate := u.hold()
+	gate := u.hold(t)
 	defer close(gate)
 	res, err := rt.Submit(context.Background(), &messages.Task{Upstream: "up", Method: "GET", Path: "/"})
 	if err != nil {
@@ -245,7 +258,7 @@ func TestTaskTimeoutCancelsTheUpstreamCall(t *testing.T) {
 	// The held call ends because deerd gave up on it, not because the
 	// upstream let it go: the gate stays shut until the upstream sees the
 	// cancellation.
-	waitFor(t, "the upstream to see the call cancelled", func() bool { return u.cancelled.Load() == 1 })
+	actortest.Eventually(t, "the upstream to see the call cancelled", func() bool { return u.cancelled.Load() == 1 })
 	// The worker is free again: a task after the hang runs.
 	u.mu.Lock()
 	u.gate = nil
@@ -298,7 +311,7 @@ func TestStopDrainsQueuedTasks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gate := u.hold()
+	gate := u.hold(t)
 	const n = 20
 	results := make(chan *messages.TaskResult, n)
 	for i := 0; i < n; i++ {
@@ -310,14 +323,14 @@ func TestStopDrainsQueuedTasks(t *testing.T) {
 			results <- res
 		}()
 	}
-	waitFor(t, "tasks to queue", func() bool {
+	actortest.Eventually(t, "tasks to queue", func() bool {
 		m := rt.Metrics(context.Background())
 		return m.RequestQueue.Size+m.AdvancedOptimizations.ParallelExecutor.ActiveTasks == n
 	})
 	stopped := make(chan error, 1)
 	go func() { stopped <- rt.Stop(context.Background()) }()
 	// New work is refused while draining; what was accepted finishes.
-	waitFor(t, "the router to drain", func() bool {
+	actortest.Eventually(t, "the router to drain", func() bool {
 		return rt.Metrics(context.Background()).AdvancedOptimizations.ParallelExecutor.Draining
 	})
 	res, err := rt.Submit(context.Background(), &messages.Task{Upstream: "up", Method: "GET", Path: "/"})
@@ -326,11 +339,11 @@ func TestStopDrainsQueuedTasks(t *testing.T) {
 	}
 	close(gate)
 	for i := 0; i < n; i++ {
-		if res := <-results; res.Status != messages.TaskSucceeded {
+		if res := actortest.Await(t, "a queued task's answer", results); res.Status != messages.TaskSucceeded {
 			t.Errorf("a queued task was not finished: %+v", res.Err)
 		}
 	}
-	if err := <-stopped; err != nil {
+	if err := actortest.Await(t, "Stop to return", stopped); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -342,11 +355,14 @@ func TestATaskWhoseWorkerDiesIsDispatchedAgain(t *testing.T) {
 	cfg := taskConfig(t, u)
 	cfg.ParallelExecution.MaxWorkers = 2
 	rt := start(t, cfg)
-	gate := u.hold()
+	gate := u.hold(t)
 	done := goSubmit(t, rt, &messages.Task{Upstream: "up", Method: "GET", Path: "/"})
-	waitFor(t, "the task to reach the upstream", func() bool { return u.calls.Load() == 1 })
+	actortest.Eventually(t, "the task to reach the upstream", func() bool { return u.calls.Load() == 1 })
 	// Stop both workers (which one is busy is not visible from here): the
 	// router replaces them and the busy one's task runs again on a new one.
+	// It may be sent more than twice: when the busy worker's end is seen
+	// first, the task can go to the other worker before that one's stop
+	// lands, and is sent again when it does.
 	for _, name := range []string{"worker/1", "worker/2"} {
 		pid, ok := rt.Registry().PID(name)
 		if !ok {
@@ -354,9 +370,9 @@ func TestATaskWhoseWorkerDiesIsDispatchedAgain(t *testing.T) {
 		}
 		rt.System().Root.Stop(pid)
 	}
-	waitFor(t, "the task to be sent again", func() bool { return u.calls.Load() == 2 })
+	actortest.Eventually(t, "the task to be sent again", func() bool { return u.calls.Load() >= 2 })
 	close(gate)
-	res := <-done
+	res := actortest.Await(t, "the re-dispatched task's answer", done)
 	if res.Status != messages.TaskSucceeded {
 		t.Fatalf("re-dispatched task: %+v", res.Err)
 	}
@@ -384,10 +400,10 @@ func TestWatchdogAnswersAWedgedTaskAndReplacesItsWorker(t *testing.T) {
 	clk := clock.NewFake(t0)
 	rt := start(t, cfg, deer.WithClock(clk))
 	before, _ := rt.Registry().PID("worker/1")
-	gate := u.hold()
+	gate := u.hold(t)
 	defer close(gate)
 	done := goSubmit(t, rt, &messages.Task{Upstream: "up", Method: "GET", Path: "/"})
-	waitFor(t, "the call to reach the upstream", func() bool { return u.calls.Load() == 1 })
+	actortest.Eventually(t, "the call to reach the upstream", func() bool { return u.calls.Load() == 1 })
 	clk.Advance(conf.Seconds(cfg.ParallelExecution.WorkerTimeout)) // not yet overdue: the grace second is left
 	select {
 	case res := <-done:
@@ -395,11 +411,11 @@ func TestWatchdogAnswersAWedgedTaskAndReplacesItsWorker(t *testing.T) {
 	default:
 	}
 	clk.Advance(time.Second)
-	res := <-done
+	res := actortest.Await(t, "the watchdog's answer", done)
 	if res.Err == nil || res.Err.Code != messages.CodeTimeout {
 		t.Fatalf("wedged task: %+v", res)
 	}
-	waitFor(t, "worker/1 to be replaced", func() bool {
+	actortest.Eventually(t, "worker/1 to be replaced", func() bool {
 		after, ok := rt.Registry().PID("worker/1")
 		return ok && after.Id != before.Id
 	})

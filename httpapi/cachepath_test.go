@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/deer-runtime/deer/conf"
+	"github.com/deer-runtime/deer/internal/actortest"
 	"github.com/deer-runtime/deer/internal/sim"
 )
 
@@ -28,18 +29,6 @@ func deersimConfig(t testing.TB) (*conf.Config, *sim.Simulator) {
 	return cfg, s
 }
 
-// eventually retries call until it returns true or a few seconds pass: the
-// cache is written after the answer, fire-and-forget.
-func eventually(t *testing.T, what string, call func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); !call(); {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func TestRepeatedChatIsAHitOverHTTP(t *testing.T) {
 	cfg, s := deersimConfig(t)
 	h := start(t, cfg)
@@ -50,10 +39,11 @@ func TestRepeatedChatIsAHitOverHTTP(t *testing.T) {
 		t.Fatalf("first: %d %q %s", resp.StatusCode, resp.Header.Get("X-Deer-Cache"), first)
 	}
 	var again []byte
-	eventually(t, "an L1 hit", func() bool {
+	actortest.Eventually(t, "an L1 hit", func() bool {
 		resp, again = h.do("POST", "/v1/chat/completions", body)
 		return resp.Header.Get("X-Deer-Cache") == "hit-l1"
 	})
+
 	if resp.StatusCode != 200 || string(again) != string(first) || resp.Header.Get("Content-Type") != "application/json" {
 		t.Errorf("hit: %d %q %s, want the first answer %s", resp.StatusCode, resp.Header.Get("Content-Type"), again, first)
 	}
@@ -78,10 +68,11 @@ func TestStreamIsReplayedOverHTTP(t *testing.T) {
 		t.Fatalf("first: %d %q %s", resp.StatusCode, resp.Header.Get("Content-Type"), first)
 	}
 	var again []byte
-	eventually(t, "an L1 hit", func() bool {
+	actortest.Eventually(t, "an L1 hit", func() bool {
 		resp, again = h.do("POST", "/v1/chat/completions", body)
 		return resp.Header.Get("X-Deer-Cache") == "hit-l1"
 	})
+
 	if string(again) != string(first) || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
 		t.Errorf("replay: %q\n%s\nwant\n%s", resp.Header.Get("Content-Type"), again, first)
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -18,6 +19,7 @@ import (
 	"github.com/deer-runtime/deer"
 	"github.com/deer-runtime/deer/conf"
 	"github.com/deer-runtime/deer/httpapi"
+	"github.com/deer-runtime/deer/internal/actortest"
 	"github.com/deer-runtime/deer/internal/clock"
 )
 
@@ -447,7 +449,7 @@ func TestMetricsHistoryKeepsSnapshotsForRetention(t *testing.T) {
 	for i := 1; i <= 5; i++ {
 		h.clk.Advance(10 * time.Second)
 		want := min(i, 4) // 30 s of retention at 10 s intervals keeps the last 4 (inclusive cutoff)
-		waitFor(t, func() bool { return count() == want }, "history to hold %d snapshots", want)
+		actortest.Eventually(t, fmt.Sprintf("history to hold %d snapshots", want), func() bool { return count() == want })
 	}
 	snaps := at(t, h.getJSON("/metrics/history", http.StatusOK), "snapshots").([]any)
 	first := snaps[0].(map[string]any)
@@ -549,17 +551,23 @@ func TestHealthShowsRestartingAndUnresponsiveActors(t *testing.T) {
 	c.armed.Store(true)
 	h.rt.System().Root.Send(pid, c)
 	// The restart waits on the fake clock: until it moves, /health shows it.
-	waitFor(t, func() bool {
-		return at(t, h.getJSON("/health", http.StatusOK), "actors.crasher.state") == "restarting"
-	}, "crasher to show restarting")
+	actortest.Eventually(t,
+
+		"crasher to show restarting", func() bool {
+			return at(t, h.getJSON("/health", http.StatusOK), "actors.crasher.state") == "restarting"
+		})
+
 	doc := h.getJSON("/health", http.StatusOK)
 	if doc["status"] != "degraded" {
 		t.Errorf("status while an actor restarts = %v, want degraded", doc["status"])
 	}
 	h.clk.Advance(time.Minute)
-	waitFor(t, func() bool {
-		return at(t, h.getJSON("/health", http.StatusOK), "actors.crasher.state") == "healthy"
-	}, "crasher to be back")
+	actortest.Eventually(t,
+
+		"crasher to be back", func() bool {
+			return at(t, h.getJSON("/health", http.StatusOK), "actors.crasher.state") == "healthy"
+		})
+
 	if r := at(t, h.getJSON("/health", http.StatusOK), "actors.crasher.restarts"); r != 1.0 {
 		t.Errorf("restarts = %v, want 1", r)
 	}
@@ -583,17 +591,5 @@ func TestHealthShowsRestartingAndUnresponsiveActors(t *testing.T) {
 	m := h.getJSON("/metrics", http.StatusOK)
 	if un := at(t, m, "actors.unanswered").([]any); len(un) != 1 || un[0] != "crasher" {
 		t.Errorf("unanswered = %v, want [crasher]", un)
-	}
-}
-
-// waitFor polls cond until it holds or 10 s pass.
-func waitFor(t *testing.T, cond func() bool, what string, args ...any) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for "+what, args...)
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/deer-runtime/deer/internal/actortest"
 )
 
 // refusedWith checks a SPEC §4 error answer (status, code, field) and goes on.
@@ -162,10 +164,13 @@ func TestFaultsOverHTTP(t *testing.T) {
 		done <- answer{resp.StatusCode, string(b)}
 	}()
 	// cache/l2 crashed; its restart waits on the fake clock.
-	waitFor(t, func() bool {
-		r, _ := h.getJSON("/faults", http.StatusOK)["restarts"].(map[string]any)
-		return r["cache/l2"] == 1.0
-	}, "GET /faults to show the restart")
+	actortest.Eventually(t,
+
+		"GET /faults to show the restart", func() bool {
+			r, _ := h.getJSON("/faults", http.StatusOK)["restarts"].(map[string]any)
+			return r["cache/l2"] == 1.0
+		})
+
 	h.clk.Advance(time.Minute) // past the default policy's longest backoff
 	if a := <-done; a.status != http.StatusOK {
 		t.Fatalf("the chat that met the fault: %d %s", a.status, a.body)

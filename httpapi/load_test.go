@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/deer-runtime/deer/internal/actortest"
 	"github.com/deer-runtime/deer/internal/sim"
 )
 
@@ -103,14 +104,17 @@ func (h *harness) metricNumber(path string) float64 {
 func (h *harness) waitTask(t *testing.T, id string) taskDoc {
 	t.Helper()
 	var d taskDoc
-	waitFor(t, func() bool {
+	actortest.Eventually(t, fmt.Sprintf(
+
+		"task %s to finish", id), func() bool {
 		resp, body := h.send(http.MethodGet, "/v1/tasks/"+id, "")
 		if resp.StatusCode != http.StatusOK {
 			t.Fatalf("GET /v1/tasks/%s = %d: %s", id, resp.StatusCode, body)
 		}
 		d = decodeTask(t, body)
 		return d.Status != "queued" && d.Status != "running"
-	}, "task %s to finish", id)
+	})
+
 	return d
 }
 
@@ -139,7 +143,7 @@ func TestPriorityOrderOverHTTP(t *testing.T) {
 		return decodeTask(t, answer).ID
 	}
 	ids := map[string]string{"busy": submit("busy", `, "priority": "normal"`)}
-	waitFor(t, func() bool { return up.arrived.Load() == 1 }, "the first task to occupy the worker")
+	actortest.Eventually(t, "the first task to occupy the worker", func() bool { return up.arrived.Load() == 1 })
 
 	for i, s := range []struct {
 		name, priority string
@@ -151,8 +155,9 @@ func TestPriorityOrderOverHTTP(t *testing.T) {
 		{"high", "", []string{"X-Deer-Priority", "high"}},
 	} {
 		ids[s.name] = submit(s.name, s.priority, s.header...)
-		waitFor(t, func() bool { return h.metricNumber("request_queue.size") == float64(i+1) },
-			"%s to be queued (request_queue.size %d)", s.name, i+1)
+		actortest.Eventually(t, fmt.Sprintf(
+			"%s to be queued (request_queue.size %d)", s.name, i+1), func() bool { return h.metricNumber("request_queue.size") == float64(i+1) })
+
 	}
 	for name, id := range ids {
 		_, body := h.send(http.MethodGet, "/v1/tasks/"+id, "")
@@ -247,7 +252,7 @@ func TestOverloadBurstIsAnsweredNeverDropped(t *testing.T) {
 		}
 		refusedCalls[a.i] = true
 	}
-	waitFor(t, func() bool { return up.arrived.Load() == workers }, "both workers to call the upstream")
+	actortest.Eventually(t, "both workers to call the upstream", func() bool { return up.arrived.Load() == workers })
 	if q := h.metricNumber("request_queue.size"); q != queue {
 		t.Errorf("request_queue.size = %v with the burst held, want %d", q, queue)
 	}
@@ -310,12 +315,15 @@ func TestHungUpstreamTimesOutAndFreesTheWorker(t *testing.T) {
 		if got := s.Stats().Hangs; got != hangs {
 			t.Fatalf("the simulator hung %d calls, want %d: the hang did not reach it", got, hangs)
 		}
-		waitFor(t, func() bool { return s.Stats().InFlight == 0 }, "the simulator to see the hung call cancelled")
-		waitFor(t, func() bool {
-			m := h.getJSON("/metrics", http.StatusOK)
-			return at(t, m, "advanced_optimizations.parallel_executor.active_tasks") == 0.0 &&
-				at(t, m, "connection_pool.active_connections") == 0.0
-		}, "the worker and its connection lease to be free")
+		actortest.Eventually(t, "the simulator to see the hung call cancelled", func() bool { return s.Stats().InFlight == 0 })
+		actortest.Eventually(t,
+
+			"the worker and its connection lease to be free", func() bool {
+				m := h.getJSON("/metrics", http.StatusOK)
+				return at(t, m, "advanced_optimizations.parallel_executor.active_tasks") == 0.0 &&
+					at(t, m, "connection_pool.active_connections") == 0.0
+			})
+
 		resp, body := next()
 		if resp.StatusCode != http.StatusOK {
 			t.Fatalf("the call after the hang: status %d: %s", resp.StatusCode, body)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/deer-runtime/deer/conf"
+	"github.com/deer-runtime/deer/internal/actortest"
 	"github.com/deer-runtime/deer/internal/clock"
 	"github.com/deer-runtime/deer/internal/sim"
 )
@@ -354,7 +355,7 @@ func TestClientLeavingAStreamReleasesTheUpstream(t *testing.T) {
 		t.Fatalf("the upstream should be mid-stream")
 	}
 	leave() // the client hangs up while the upstream waits for its clock
-	waitFor(t, func() bool { return s.Stats().InFlight == 0 }, "the upstream stream to be closed")
+	actortest.Eventually(t, "the upstream stream to be closed", func() bool { return s.Stats().InFlight == 0 })
 	resp2, body := h.send(http.MethodPost, "/v1/chat/completions", chatBody("sim-model", "after", false), sdkHeaders...)
 	if resp2.StatusCode != http.StatusOK || !strings.Contains(string(body), "sim reply to: after") {
 		t.Errorf("the next call: %d %s", resp2.StatusCode, body)

@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -391,7 +392,9 @@ func TestAsyncTaskIsPolled(t *testing.T) {
 		t.Errorf("Location = %q", loc)
 	}
 	var final taskDoc
-	waitFor(t, func() bool {
+	actortest.Eventually(t, fmt.Sprintf(
+
+		"task %s to finish", d.ID), func() bool {
 		resp, body := h.send(http.MethodGet, "/v1/tasks/"+d.ID, "")
 		if resp.StatusCode != http.StatusOK {
 			t.Fatalf("GET /v1/tasks/%s = %d: %s", d.ID, resp.StatusCode, body)
@@ -402,7 +405,8 @@ func TestAsyncTaskIsPolled(t *testing.T) {
 			return false
 		}
 		return true
-	}, "task %s to finish", d.ID)
+	})
+
 	if final.Status != "succeeded" || final.ID != d.ID || !strings.Contains(string(final.Body), `"later"`) {
 		t.Errorf("final state: %+v", final)
 	}
@@ -419,7 +423,7 @@ func TestRunningTaskIsCancelled(t *testing.T) {
 		t.Fatalf("status %d, want 202: %s", resp.StatusCode, body)
 	}
 	id := decodeTask(t, body).ID
-	waitFor(t, func() bool { return s.Stats().InFlight == 1 }, "the call to reach the upstream")
+	actortest.Eventually(t, "the call to reach the upstream", func() bool { return s.Stats().InFlight == 1 })
 	if _, body := h.send(http.MethodGet, "/v1/tasks/"+id, ""); decodeTask(t, body).Status != "running" {
 		t.Errorf("status while the upstream hangs: %s", body)
 	}
@@ -430,7 +434,7 @@ func TestRunningTaskIsCancelled(t *testing.T) {
 	if d := decodeTask(t, body); d.ID != id || d.Status != "cancelled" {
 		t.Errorf("DELETE answered %s", body)
 	}
-	waitFor(t, func() bool { return s.Stats().InFlight == 0 }, "the upstream call to be abandoned")
+	actortest.Eventually(t, "the upstream call to be abandoned", func() bool { return s.Stats().InFlight == 0 })
 	// The answer comes once the worker has stopped, and tells the attempt
 	// the call made.
 	actortest.Eventually(t, "the cancelled task's result", func() bool {
@@ -506,7 +510,7 @@ func TestFullQueueIsRefusedWithRetryAfter(t *testing.T) {
 		}
 		ids = append(ids, decodeTask(t, body).ID)
 		if i == 0 {
-			waitFor(t, func() bool { return s.Stats().InFlight == 1 }, "the first task to occupy the worker")
+			actortest.Eventually(t, "the first task to occupy the worker", func() bool { return s.Stats().InFlight == 1 })
 		}
 	}
 	defer func() {

@@ -4,6 +4,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/deer-runtime/deer/internal/actortest"
 	"github.com/deer-runtime/deer/messages"
 )
 
@@ -70,7 +71,7 @@ func TestIntensityExceededRestartsGroup(t *testing.T) {
 	h.clk.Advance(50 * ms)
 	// The group restarted: its child was stopped and spawned afresh.
 	awaitStarted(t, rec, 4)
-	h.eventually("worker/1 runs again", func() bool { return h.state("worker/1") == Running })
+	actortest.Eventually(h.t, "worker/1 runs again", func() bool { return h.state("worker/1") == Running })
 	if pong := h.ping(h.pid("worker/1")); pong.Actor != "worker/1" {
 		t.Fatalf("respawned child answered %+v", pong)
 	}
@@ -122,7 +123,7 @@ func TestPanicInStartedEscalates(t *testing.T) {
 		t.Fatalf("group restart after %v", d)
 	}
 	awaitStarted(t, rec, 4)
-	h.eventually("worker/1 runs again", func() bool { return h.state("worker/1") == Running })
+	actortest.Eventually(h.t, "worker/1 runs again", func() bool { return h.state("worker/1") == Running })
 	h.ping(h.pid("worker/1"))
 	if e, _ := h.reg.Get("workers"); e.Restarts != 1 || e.State != Running {
 		t.Fatalf("workers entry %+v, want running after 1 restart", e)
@@ -157,7 +158,7 @@ func TestGroupRespawnsFromCurrentSpecs(t *testing.T) {
 		t.Fatalf("group restart after %v", d)
 	}
 	awaitStarted(t, recB, 1)
-	h.eventually("b is registered", func() bool { _, ok := h.reg.Get("b"); return ok })
+	actortest.Eventually(h.t, "b is registered", func() bool { _, ok := h.reg.Get("b"); return ok })
 	h.ping(h.pid("b"))
 	if _, ok := h.reg.Get("a"); ok {
 		t.Fatal("a, no longer specified, is still registered")

@@ -13,6 +13,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/rs/zerolog"
 
+	"github.com/deer-runtime/deer/internal/actortest"
 	"github.com/deer-runtime/deer/internal/clock"
 	"github.com/deer-runtime/deer/messages"
 )
@@ -134,7 +135,7 @@ func (h *harness) pid(name string) *actor.PID {
 	h.t.Helper()
 	// A child may start before its group has registered it.
 	var pid *actor.PID
-	h.eventually(name+" is registered", func() bool {
+	actortest.Eventually(h.t, name+" is registered", func() bool {
 		var ok bool
 		pid, ok = h.reg.PID(name)
 		return ok
@@ -173,18 +174,6 @@ func (h *harness) state(name string) State {
 		h.t.Fatalf("%s is not registered", name)
 	}
 	return e.State
-}
-
-// eventually polls cond until it holds or the deadline passes.
-func (h *harness) eventually(what string, cond func() bool) {
-	h.t.Helper()
-	deadline := time.Now().Add(waitLimit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			h.t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(time.Millisecond) // polling interval, not synchronisation
-	}
 }
 
 func (h *harness) counter(metric, name string) uint64 {

@@ -9,8 +9,9 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/asynkron/protoactor-go/actor"
-	"github.com/deer-runtime/deer/internal/leaktest"
 	"github.com/rs/zerolog"
+
+	"github.com/deer-runtime/deer/internal/leaktest"
 
 	"github.com/deer-runtime/deer/actors/worker"
 	"github.com/deer-runtime/deer/conf"
@@ -203,9 +204,9 @@ func TestHealthCheckReplacesAWorkerThatStoppedAnswering(t *testing.T) {
 	defer close(release)
 	f.system.Root.Send(stuck, &worker.Hang{Release: release})
 
-	waitFor(t, func() bool { return len(f.clk.Pending()) > 0 }, "the health check timer")
+	actortest.Eventually(t, "the health check timer", func() bool { return len(f.clk.Pending()) > 0 })
 	f.clk.Advance(100 * time.Millisecond)
-	waitFor(t, func() bool { return f.stats().Replaced == 1 }, "worker/2 to be replaced")
+	actortest.Eventually(t, "worker/2 to be replaced", func() bool { return f.stats().Replaced == 1 })
 
 	pid, _ := f.reg.PID("worker/2")
 	if pid.Id == stuck.Id {
@@ -220,17 +221,6 @@ func TestHealthCheckReplacesAWorkerThatStoppedAnswering(t *testing.T) {
 	// The healthy workers were left alone.
 	if f.stats().Replaced != 1 {
 		t.Errorf("replaced = %d, want 1", f.stats().Replaced)
-	}
-}
-
-func waitFor(t *testing.T, cond func() bool, what string) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/deer-runtime/deer/internal/actortest"
 	"github.com/deer-runtime/deer/internal/sim"
 )
 
@@ -112,7 +113,7 @@ models = ["up-model"]
 		wg.Go(func() { answers[i] = post(loaded, s.url+"/v1/chat/completions", chat(prompt(i))) })
 	}
 	// Every call accepted: the workers' calls at the upstream, the rest queued.
-	waitUntil(t, "all calls to be accepted", func() bool {
+	actortest.EventuallyWithin(t, 30*time.Second, "all calls to be accepted", func() bool {
 		m := s.getJSON("/metrics", http.StatusOK)
 		return up.arrived.Load() == int64(workers) &&
 			at(t, m, "request_queue.size").(float64)+at(t, m, "advanced_optimizations.parallel_executor.active_tasks").(float64) == n
@@ -121,9 +122,10 @@ models = ["up-model"]
 	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "the router to drain", func() bool {
+	actortest.EventuallyWithin(t, 30*time.Second, "the router to drain", func() bool {
 		return at(t, s.getJSON("/metrics", http.StatusOK), "advanced_optimizations.parallel_executor.draining") == true
 	})
+
 	// The drain cannot end while the upstream holds the calls, so the
 	// listener is open: new work is refused, cleanly.
 	fresh := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: time.Minute}
@@ -216,17 +218,5 @@ models = ["up-model"]
 	}
 	if drained == nil || drained.Finished != n || drained.Abandoned != 0 {
 		t.Errorf("tasks drained %+v, want finished %d, abandoned 0:\n%s", drained, n, res.stderr)
-	}
-}
-
-// waitUntil polls cond until it holds, or fails the test after 30 s.
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }

@@ -21,8 +21,10 @@ import (
 	"github.com/deer-runtime/deer/messages"
 )
 
-// Wait bounds every wait in these helpers.
-const Wait = 5 * time.Second
+// Wait bounds every wait in these helpers: nothing takes more than a
+// fraction of it when things work, and a test that waits in vain fails
+// with what it waited for instead of hanging until the binary's timeout.
+const Wait = 10 * time.Second
 
 // NewSystem returns an actor system, quiet, shut down when the test ends.
 func NewSystem(t *testing.T) *actor.ActorSystem {
@@ -117,14 +119,14 @@ func Timers(t *testing.T, clk *clock.Fake, want ...time.Duration) {
 }
 
 // Eventually polls cond until it holds or Wait passes.
-func Eventually(t *testing.T, what string, cond func() bool) {
+func Eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	EventuallyWithin(t, Wait, what, cond)
 }
 
 // EventuallyWithin polls cond until it holds or d passes: for a condition
 // that takes longer than Wait by design (snapshots taken every second).
-func EventuallyWithin(t *testing.T, d time.Duration, what string, cond func() bool) {
+func EventuallyWithin(t testing.TB, d time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for !cond() {
@@ -147,6 +149,19 @@ func Recv[T any](t *testing.T, ch chan any) T {
 		return out
 	case <-time.After(Wait):
 		t.Fatalf("no %T within %v", *new(T), Wait)
+	}
+	panic("unreachable")
+}
+
+// Await returns the next value on ch, failing the test if none comes
+// within Wait; what names it in the failure.
+func Await[T any](t testing.TB, what string, ch <-chan T) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(Wait):
+		t.Fatalf("timed out waiting for %s", what)
 	}
 	panic("unreachable")
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 
+	"github.com/deer-runtime/deer/internal/actortest"
 	"github.com/deer-runtime/deer/internal/leaktest"
 )
 
@@ -35,20 +36,7 @@ func closeWithin(t *testing.T, p *Pool) {
 	t.Helper()
 	closed := make(chan struct{})
 	go func() { p.Close(); close(closed) }()
-	wait(t, closed, "Pool.Close")
-}
-
-// wait fails the test if ch is not closed (or sent on) within deadline.
-func wait[T any](t *testing.T, ch <-chan T, what string) T {
-	t.Helper()
-	select {
-	case v := <-ch:
-		return v
-	case <-time.After(deadline):
-		t.Fatalf("timed out waiting for %s", what)
-		var zero T
-		return zero
-	}
+	actortest.Await(t, "Pool.Close", closed)
 }
 
 // occupy schedules n functions on p that block until release is closed,
@@ -63,7 +51,7 @@ func occupy(t *testing.T, p *Pool, n int) (release chan struct{}) {
 		})
 	}
 	for range n {
-		wait(t, started, "the blocking functions to start")
+		actortest.Await(t, "the blocking functions to start", started)
 	}
 	return release
 }
@@ -202,7 +190,7 @@ func TestScheduleRunsEveryFunctionExactlyOnce(t *testing.T) {
 	}
 	allDone := make(chan struct{})
 	go func() { done.Wait(); close(allDone) }()
-	wait(t, allDone, "every scheduled function to run")
+	actortest.Await(t, "every scheduled function to run", allDone)
 
 	for k := range runs {
 		if n := runs[k].Load(); n != 1 {
@@ -217,7 +205,7 @@ func TestIdleGoroutineRunsTheNextSchedule(t *testing.T) {
 
 	first := make(chan int64, 1)
 	p.Schedule(func() { first <- goid() })
-	g1 := wait(t, first, "the first function")
+	g1 := actortest.Await(t, "the first function", first)
 
 	// Once the goroutine waits for work, a Schedule must hand fn to it rather
 	// than start another goroutine.
@@ -225,7 +213,7 @@ func TestIdleGoroutineRunsTheNextSchedule(t *testing.T) {
 	for i := range 3 {
 		next := make(chan int64, 1)
 		p.Schedule(func() { next <- goid() })
-		if g := wait(t, next, "the next function"); g != g1 {
+		if g := actortest.Await(t, "the next function", next); g != g1 {
 			t.Fatalf("schedule %d ran on goroutine %d, want the idle goroutine %d", i, g, g1)
 		}
 		waitPoolGoroutines(t, 1, 1)
@@ -240,7 +228,7 @@ func TestBlockedFunctionDoesNotStopOtherWork(t *testing.T) {
 	// the next Schedule finds no idle goroutine.
 	warm := make(chan struct{})
 	p.Schedule(func() { close(warm) })
-	wait(t, warm, "the warm-up function")
+	actortest.Await(t, "the warm-up function", warm)
 	waitPoolGoroutines(t, 1, 1)
 
 	started, release := make(chan struct{}), make(chan struct{})
@@ -249,12 +237,12 @@ func TestBlockedFunctionDoesNotStopOtherWork(t *testing.T) {
 		close(started)
 		<-release
 	})
-	wait(t, started, "the blocking function to start")
+	actortest.Await(t, "the blocking function to start", started)
 
 	for i := range 3 {
 		ran := make(chan struct{})
 		go p.Schedule(func() { close(ran) }) // on its own goroutine: a Schedule that blocks fails here, not hangs
-		wait(t, ran, fmt.Sprintf("function %d scheduled while another blocks", i))
+		actortest.Await(t, fmt.Sprintf("function %d scheduled while another blocks", i), ran)
 	}
 }
 
@@ -274,7 +262,7 @@ func TestIdleGoroutinesExitAfterIdleTimeout(t *testing.T) {
 	// The pool still works after every goroutine has gone.
 	ran := make(chan struct{})
 	p.Schedule(func() { close(ran) })
-	wait(t, ran, "a function scheduled after the goroutines exited")
+	actortest.Await(t, "a function scheduled after the goroutines exited", ran)
 	waitPoolGoroutines(t, 0, 0)
 }
 
@@ -304,7 +292,7 @@ func TestCloseWaitsForRunningFunctions(t *testing.T) {
 		<-release
 		finished.Store(true)
 	})
-	wait(t, started, "the running function to start")
+	actortest.Await(t, "the running function to start", started)
 
 	closed := make(chan bool)
 	go func() {
@@ -328,7 +316,7 @@ func TestCloseWaitsForRunningFunctions(t *testing.T) {
 	}
 	close(release)
 
-	if !wait(t, closed, "Close") {
+	if !actortest.Await(t, "Close", closed) {
 		t.Fatal("Close returned before the running function finished")
 	}
 	waitPoolGoroutines(t, 0, 0)
@@ -341,7 +329,7 @@ func TestScheduleAfterCloseStillRuns(t *testing.T) {
 
 	ran := make(chan struct{})
 	p.Schedule(func() { close(ran) })
-	wait(t, ran, "a function scheduled after Close")
+	actortest.Await(t, "a function scheduled after Close", ran)
 	waitPoolGoroutines(t, 0, 0) // and its goroutine does not stay idle
 }
 
@@ -398,7 +386,7 @@ func TestActorsOnPoolProcessMessagesInOrder(t *testing.T) {
 	senders.Wait()
 
 	for range actors {
-		r := wait(t, results, "an actor to report")
+		r := actortest.Await(t, "an actor to report", results)
 		if len(r.got) != messages {
 			t.Errorf("actor %d got %d messages, want %d", r.actor, len(r.got), messages)
 			continue

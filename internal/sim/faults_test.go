@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/deer-runtime/deer/internal/actortest"
 	"github.com/deer-runtime/deer/internal/clock"
 )
 
@@ -127,7 +128,7 @@ func TestClientGivingUpEndsTheWait(t *testing.T) {
 	if err := <-errc; !errors.Is(err, context.Canceled) {
 		t.Fatalf("client error %v", err)
 	}
-	eventually(t, "the handler to end", func() bool { return s.Stats().InFlight == 0 })
+	actortest.Eventually(t, "the handler to end", func() bool { return s.Stats().InFlight == 0 })
 	if p := fc.Pending(); len(p) != 0 {
 		t.Errorf("latency timer left pending: %v", p)
 	}
@@ -151,7 +152,7 @@ func TestHangReleasedWhenClientGivesUp(t *testing.T) {
 		}
 		errc <- err
 	}()
-	eventually(t, "the request to hang", func() bool { return s.Stats().Hangs == 1 })
+	actortest.Eventually(t, "the request to hang", func() bool { return s.Stats().Hangs == 1 })
 	select {
 	case err := <-errc:
 		t.Fatalf("hung request answered: %v", err)
@@ -161,7 +162,7 @@ func TestHangReleasedWhenClientGivesUp(t *testing.T) {
 	if err := <-errc; !errors.Is(err, context.Canceled) {
 		t.Fatalf("client error %v", err)
 	}
-	eventually(t, "the hung handler to end", func() bool { return s.Stats().InFlight == 0 })
+	actortest.Eventually(t, "the hung handler to end", func() bool { return s.Stats().InFlight == 0 })
 }
 
 // TestShutdownReleasesHangsAndCutsWaits: Server's Shutdown drops hung
@@ -197,7 +198,7 @@ func TestShutdownReleasesHangsAndCutsWaits(t *testing.T) {
 		resp.Body.Close()
 		slow <- resp.StatusCode
 	}()
-	eventually(t, "both requests in flight", func() bool { st := s.Stats(); return st.InFlight == 2 && st.Hangs == 1 })
+	actortest.Eventually(t, "both requests in flight", func() bool { st := s.Stats(); return st.InFlight == 2 && st.Hangs == 1 })
 
 	if err := srv.Shutdown(ctx); err != nil {
 		t.Fatalf("shutdown: %v", err)
@@ -231,7 +232,7 @@ func TestResetRateOneResetsTheConnection(t *testing.T) {
 		t.Fatalf("X-Sim-Fault reset: got %v", err)
 	}
 	// The client sees the RST before the handler has returned.
-	eventually(t, "the handlers to end", func() bool { return s.Stats().InFlight == 0 })
+	actortest.Eventually(t, "the handlers to end", func() bool { return s.Stats().InFlight == 0 })
 	if st := s.Stats(); st.Resets != 2 || len(st.Statuses) != 0 {
 		t.Errorf("stats %+v", st)
 	}

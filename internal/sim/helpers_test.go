@@ -104,18 +104,6 @@ func mustDecode(t *testing.T, b []byte, v any) {
 	}
 }
 
-// eventually polls cond until it holds or a deadline passes.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 // readEvent returns the payload of the next SSE data line, or io.EOF.
 func readEvent(br *bufio.Reader) (string, error) {
 	for {

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/deer-runtime/deer/internal/actortest"
 )
 
 func TestHostServesUntilClosed(t *testing.T) {
@@ -34,7 +36,7 @@ func TestHostServesUntilClosed(t *testing.T) {
 		resp.Body.Close()
 		slow <- resp.StatusCode
 	}()
-	eventually(t, "the request in flight", func() bool { return h.Simulator().Stats().InFlight == 1 })
+	actortest.Eventually(t, "the request in flight", func() bool { return h.Simulator().Stats().InFlight == 1 })
 	if err := h.Close(ctx); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
