@@ -27,7 +27,6 @@ type Book struct {
 	cfg     *conf.Config
 	env     Env
 	workers workerSet
-	useSeq  uint64 // orders worker use, for least-recently-used dispatch
 
 	tasks       map[string]*entry
 	queue       *queue
@@ -352,9 +351,7 @@ func (b *Book) dispatch(fx *effects, now time.Time) {
 		}
 		b.setState(e, messages.TaskRunning)
 		e.slot, e.started = s, now
-		s.busy, s.task = true, it.id
-		b.useSeq++
-		s.lastUsed = b.useSeq
+		b.workers.take(s, it.id)
 		timeout := TaskTimeout(e.task, b.cfg)
 		fx.add(Run{&Dispatch{Worker: s, Message: worker.Run{Task: e.task, Timeout: timeout}}})
 		b.setDue(fx, e, now.Add(timeout+watchdogGrace))
@@ -364,20 +361,10 @@ func (b *Book) dispatch(fx *effects, now time.Time) {
 // idleWorker picks a free worker: with load balancing the one idle longest
 // (spreading load evenly), else the lowest-numbered (a plain pool).
 func (b *Book) idleWorker() *slot {
-	var best *slot
-	lb := b.cfg.EnableAdvancedOptimization && b.cfg.ParallelExecution.LoadBalancing
-	for _, s := range b.workers.slots {
-		if s.busy || s.pid == nil {
-			continue
-		}
-		if !lb {
-			return s
-		}
-		if best == nil || s.lastUsed < best.lastUsed {
-			best = s
-		}
+	if b.cfg.EnableAdvancedOptimization && b.cfg.ParallelExecution.LoadBalancing {
+		return b.workers.longestIdle()
 	}
-	return best
+	return b.workers.lowestIdle()
 }
 
 // setDue makes the watchdog act on e at due, arming it earlier if needed.
@@ -394,7 +381,7 @@ func (b *Book) setDue(fx *effects, e *entry, due time.Time) {
 func (b *Book) Finished(now time.Time, msg *worker.Finished, s *slot) []Effect {
 	fx := b.begin()
 	if s != nil && msg.Idle && s.task == msg.ID {
-		s.busy, s.task = false, ""
+		b.workers.free(s)
 	}
 	e := b.tasks[msg.ID]
 	if e == nil || e.slot == nil || s == nil || e.slot != s {
@@ -434,7 +421,7 @@ func cancelledAfter(fx *effects, res, got *messages.TaskResult) *messages.TaskRe
 func (b *Book) WorkerIdle(now time.Time, s *slot, id string) []Effect {
 	fx := b.begin()
 	if s != nil && s.task == id {
-		s.busy, s.task = false, ""
+		b.workers.free(s)
 	}
 	b.dispatch(&fx, now)
 	return b.end(fx)
@@ -852,7 +839,7 @@ func (b *Book) DeliveryFailed(now time.Time, msg *messages.DeliveryFailed) []Eff
 		return b.end(fx)
 	}
 	if s := e.slot; s != nil && s.task == e.task.ID {
-		s.busy, s.task = false, ""
+		b.workers.free(s)
 	}
 	b.failWork(&fx, now, e, worker.Failed(e.task, messages.CodeInternal,
 		fmt.Sprintf("the task crashed its worker %d times: %s", msg.Attempts, msg.Reason)))
@@ -914,7 +901,7 @@ func (b *Book) overdue(fx *effects, now time.Time, e *entry) {
 		b.failWork(fx, now, e, res)
 		if s != nil && s.task == e.task.ID {
 			// Its call is wedged: the slot gets a new worker, free at once.
-			s.busy, s.task = false, ""
+			b.workers.free(s)
 			fx.add(ReplaceWorker{Worker: s, Why: why})
 		}
 	case e.detached:

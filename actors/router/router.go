@@ -495,7 +495,7 @@ func (r *Router) spawn(ctx actor.Context, s *slot) {
 		}
 	}
 	r.book.workers.setPID(s, pid)
-	s.pinging, s.busy, s.task = false, false, ""
+	s.pinging = false
 	r.d.Registry.Register(s.name, r.d.Name, pid)
 }
 

@@ -294,7 +294,7 @@ func (h *harness) do(t *testing.T, line string) string {
 		// As the router does: the dead worker's slot gets a new actor (free),
 		// then the book hears of the task it lost.
 		if s := h.slotOf(t, a); s != nil {
-			s.busy, s.task = false, ""
+			h.book.workers.free(s)
 		}
 		fx = h.book.WorkerLost(h.now, a["id"], "its worker stopped")
 	case "delivery-failed":
@@ -545,6 +545,14 @@ func (h *harness) checkInvariants(t *testing.T, after string) {
 	}
 	if queued != b.queue.len() {
 		t.Errorf("after %q: %d tasks are queued, the queue holds %d", after, queued, b.queue.len())
+	}
+	for _, s := range b.workers.slots {
+		if !s.busy && s.pid != nil && !slices.Contains(b.workers.idle[b.workers.idleHead:], s) {
+			t.Errorf("after %q: %s is free but not in the idle queue: no task would reach it", after, s.name)
+		}
+		if !s.busy && s.pid != nil && queued > 0 {
+			t.Errorf("after %q: %s is free while %d tasks wait", after, s.name, queued)
+		}
 	}
 	for ref, e := range b.refs {
 		if b.tasks[e.task.ID] != e {

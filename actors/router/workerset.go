@@ -16,7 +16,8 @@ type slot struct {
 	pinging  bool   // a health-check ping is outstanding
 	busy     bool   // running a task
 	task     string // id of that task
-	lastUsed uint64 // when it last took a task, in dispatch order
+	queued   bool   // in the set's idle queue
+	retired  bool   // taken out of the set by shrink
 }
 
 // pidName is the actor name under the router: worker/N for the first
@@ -37,10 +38,16 @@ type workerSet struct {
 	// matched to its worker, and a scan of max_workers slots per task was a
 	// visible cost of the router at a thousand workers.
 	byID map[string]*slot
+	// idle holds every free slot in the order it became free, so that the
+	// one free longest is found without a scan of max_workers slots per
+	// dispatch. An entry may be stale (its slot busy again or retired): it
+	// is dropped when reached; a slot is queued at most once.
+	idle     []*slot
+	idleHead int
 }
 
-// setPID makes pid the slot's current process; its previous one is no
-// longer found by byPID.
+// setPID makes pid the slot's current process, free for a task; its
+// previous one is no longer found by byPID.
 func (w *workerSet) setPID(s *slot, pid *actor.PID) {
 	if w.byID == nil {
 		w.byID = map[string]*slot{}
@@ -50,6 +57,57 @@ func (w *workerSet) setPID(s *slot, pid *actor.PID) {
 	}
 	s.pid = pid
 	w.byID[pid.Id] = s
+	w.free(s)
+}
+
+// take gives s the task id.
+func (w *workerSet) take(s *slot, id string) {
+	s.busy, s.task = true, id
+}
+
+// free makes s free for the next task, queued behind the slots free
+// longer.
+func (w *workerSet) free(s *slot) {
+	s.busy, s.task = false, ""
+	if s.queued || s.retired {
+		return
+	}
+	s.queued = true
+	if w.idleHead > 32 && 2*w.idleHead >= len(w.idle) {
+		// Most of the array is taken entries: move the rest to its front,
+		// so that it stays within twice the slots queued.
+		n := copy(w.idle, w.idle[w.idleHead:])
+		clear(w.idle[n:])
+		w.idle, w.idleHead = w.idle[:n], 0
+	}
+	w.idle = append(w.idle, s)
+}
+
+// longestIdle takes the slot free longest out of the idle queue, or nil
+// when none is free.
+func (w *workerSet) longestIdle() *slot {
+	for w.idleHead < len(w.idle) {
+		s := w.idle[w.idleHead]
+		w.idle[w.idleHead] = nil
+		w.idleHead++
+		s.queued = false
+		if !s.busy && !s.retired && s.pid != nil {
+			return s
+		}
+	}
+	w.idle, w.idleHead = w.idle[:0], 0 // drained: reuse the array
+	return nil
+}
+
+// lowestIdle is the lowest-numbered free slot, or nil. It leaves the idle
+// queue as it is: an entry for a slot taken here is dropped when reached.
+func (w *workerSet) lowestIdle() *slot {
+	for _, s := range w.slots {
+		if !s.busy && s.pid != nil {
+			return s
+		}
+	}
+	return nil
 }
 
 // grow returns the new slots needed to reach n workers.
@@ -77,6 +135,7 @@ func (w *workerSet) shrink(n int) []*slot {
 		if s.pid != nil {
 			delete(w.byID, s.pid.Id)
 		}
+		s.retired = true
 		removed = append(removed, s)
 	}
 	w.slots = w.slots[:n]
