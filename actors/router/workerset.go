@@ -9,15 +9,14 @@ import (
 // slot is one worker position, worker/N. Its PID changes when the worker is
 // replaced; its SPEC name does not.
 type slot struct {
-	index    int
-	name     string // SPEC name: worker/N
-	pid      *actor.PID
-	gen      int    // incarnation: replacements get a fresh PID name
-	pinging  bool   // a health-check ping is outstanding
-	busy     bool   // running a task
-	task     string // id of that task
-	queued   bool   // in the set's idle queue
-	retired  bool   // taken out of the set by shrink
+	index   int
+	name    string // SPEC name: worker/N
+	pid     *actor.PID
+	gen     int    // incarnation: replacements get a fresh PID name
+	pinging bool   // a health-check ping is outstanding
+	busy    bool   // running a task
+	task    string // id of that task
+	queued  bool   // in the set's idle queue
 }
 
 // pidName is the actor name under the router: worker/N for the first
@@ -40,8 +39,8 @@ type workerSet struct {
 	byID map[string]*slot
 	// idle holds every free slot in the order it became free, so that the
 	// one free longest is found without a scan of max_workers slots per
-	// dispatch. An entry may be stale (its slot busy again or retired): it
-	// is dropped when reached; a slot is queued at most once.
+	// dispatch. An entry may be stale (its slot busy again, or no longer in
+	// the set): it is dropped when reached; a slot is queued at most once.
 	idle     []*slot
 	idleHead int
 }
@@ -69,7 +68,7 @@ func (w *workerSet) take(s *slot, id string) {
 // longer.
 func (w *workerSet) free(s *slot) {
 	s.busy, s.task = false, ""
-	if s.queued || s.retired {
+	if s.queued || !w.holds(s) {
 		return
 	}
 	s.queued = true
@@ -91,12 +90,18 @@ func (w *workerSet) longestIdle() *slot {
 		w.idle[w.idleHead] = nil
 		w.idleHead++
 		s.queued = false
-		if !s.busy && !s.retired && s.pid != nil {
+		if !s.busy && w.holds(s) {
 			return s
 		}
 	}
 	w.idle, w.idleHead = w.idle[:0], 0 // drained: reuse the array
 	return nil
+}
+
+// holds says s is in the set with a process: shrink takes a slot's PID out
+// of byID, spawn puts the new one in.
+func (w *workerSet) holds(s *slot) bool {
+	return s.pid != nil && w.byID[s.pid.Id] == s
 }
 
 // lowestIdle is the lowest-numbered free slot, or nil. It leaves the idle
@@ -135,7 +140,6 @@ func (w *workerSet) shrink(n int) []*slot {
 		if s.pid != nil {
 			delete(w.byID, s.pid.Id)
 		}
-		s.retired = true
 		removed = append(removed, s)
 	}
 	w.slots = w.slots[:n]
