@@ -7,6 +7,7 @@ package actortest
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"slices"
@@ -140,17 +141,12 @@ func EventuallyWithin(t testing.TB, d time.Duration, what string, cond func() bo
 // Recv returns the next message on ch as a T, failing the test otherwise.
 func Recv[T any](t *testing.T, ch chan any) T {
 	t.Helper()
-	select {
-	case m := <-ch:
-		out, ok := m.(T)
-		if !ok {
-			t.Fatalf("got %T, want %T", m, *new(T))
-		}
-		return out
-	case <-time.After(Wait):
-		t.Fatalf("no %T within %v", *new(T), Wait)
+	m := Await(t, fmt.Sprintf("a %T", *new(T)), ch)
+	out, ok := m.(T)
+	if !ok {
+		t.Fatalf("got %T, want %T", m, *new(T))
 	}
-	panic("unreachable")
+	return out
 }
 
 // Await returns the next value on ch, failing the test if none comes
